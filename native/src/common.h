@@ -21,6 +21,7 @@ extern std::atomic<int64_t> liveTensors;
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor);
 at::Tensor& UnwrapTensor(const Napi::Value& value, const char* what);
 bool IsTensorHandle(const Napi::Value& value);
+void ReleaseHandle(Napi::Env env, const Napi::Value& value);
 
 at::Generator& UnwrapGenerator(const Napi::Value& value, const char* what);
 

@@ -230,6 +230,10 @@ bool IsTensorHandle(const Napi::Value& value) {
   return tagged;
 }
 
+void ReleaseHandle(Napi::Env env, const Napi::Value& value) {
+  ReleaseBox(env, value.As<Napi::External<TensorBox>>().Data());
+}
+
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
   if (!tensor.defined()) return env.Null();
   auto* box = new TensorBox{std::move(tensor), 0};

@@ -1,6 +1,6 @@
 // Grad mode, backward over several outputs, gradients of chosen inputs, and functions whose
 // forward and backward are written in TypeScript.
-import { native, type Handle } from './native.js';
+import { callOp, native, type Handle } from './native.js';
 import { Tensor, keep, tidy } from './tensor.js';
 
 /** Runs `fn` with gradient recording off (PyTorch's `torch.no_grad()`). */
@@ -77,17 +77,19 @@ function installHandler(): void {
   native.setFunctionHandler((kind, id, handles) => {
     const entry = pending.get(id);
     if (entry === undefined) throw new Error(`custom function ${id}: unknown or already released`);
+    // The native side takes ownership of the returned handles (fresh aliases), so every JS
+    // tensor made here can be disposed when the scope closes.
     return tidy(() => {
       const tensors = wrapAll(handles);
       if (kind === 'forward') {
         const outputs = entry.fn.forward(entry.ctx, tensors as Tensor[]);
         keep(entry.ctx.saved);
-        return outputs.map((t) => t.handle);
+        return outputs.map((t) => callOp('aten::alias', [t.handle]) as Handle);
       }
       const grads = entry.fn.backward(entry.ctx, tensors);
       for (const t of entry.ctx.saved) t.dispose();
       pending.delete(id);
-      return grads.map((g) => g?.handle ?? null);
+      return grads.map((g) => (g === null ? null : callOp('aten::alias', [g.handle]) as Handle));
     });
   });
   handlerInstalled = true;

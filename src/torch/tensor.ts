@@ -240,8 +240,20 @@ export class Tensor {
     return wrap(callOp('aten::contiguous', [this.handle, memoryFormatCode(memoryFormat)]));
   }
   isContiguous(memoryFormat: 'contiguous' | 'channels_last' = 'contiguous'): boolean {
-    return callOp('aten::is_contiguous.memory_format',
-      [this.handle, memoryFormatCode(memoryFormat)]) as boolean;
+    const shape = this.shape;
+    const strides = this.strides;
+    let order = shape.map((_, i) => i);
+    if (memoryFormat === 'channels_last') {
+      if (shape.length !== 4) return false;
+      order = [0, 2, 3, 1];
+    }
+    let expected = 1;
+    for (let k = order.length - 1; k >= 0; k--) {
+      const d = order[k]!;
+      if (shape[d] !== 1 && strides[d] !== expected) return false;
+      expected *= shape[d]!;
+    }
+    return true;
   }
 
   // ---- arithmetic
