@@ -1,6 +1,6 @@
 // The standard layers, with PyTorch's parameter names, shapes and default initialisation.
 import * as F from '../functional.js';
-import { Tensor, zeros, ones, empty, tensor } from '../tensor.js';
+import { Tensor, cat, full, tidy, zeros, ones, empty, tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { Module } from './module.js';
 import { fans, kaimingUniform_, uniformInit_ } from './init.js';
@@ -82,9 +82,14 @@ export interface BatchNormLayerOptions {
   trackRunningStats?: boolean;
 }
 
-class BatchNormBase extends Module {
+/** Sums a tensor over all processes, differentiably (set by the distributed layer). */
+export type StatsReducer = (t: Tensor) => Tensor;
+
+export class BatchNormBase extends Module {
   readonly eps: number;
   readonly momentum: number;
+  /** When set, training statistics are computed over all processes (synchronised BN). */
+  syncStats: StatsReducer | null = null;
 
   constructor(readonly numFeatures: number, readonly ranks: number[], options: BatchNormLayerOptions = {}) {
     super();
@@ -101,6 +106,10 @@ class BatchNormBase extends Module {
     }
   }
 
+  #syncForward(x: Tensor, reduce: StatsReducer): Tensor {
+    return tidy(() => syncForward(this, x, reduce));
+  }
+
   forward(x: Tensor): Tensor {
     if (!this.ranks.includes(x.ndim)) {
       throw new Error(`${this.constructor.name}: expected input of rank ${this.ranks.join(' or ')}, ` +
@@ -110,6 +119,7 @@ class BatchNormBase extends Module {
     const runningVar = this.buffer('running_var');
     const tracked = this.buffer('num_batches_tracked');
     if (this.training && tracked !== null) noGrad(() => tracked.add_(1));
+    if (this.training && this.syncStats !== null) return this.#syncForward(x, this.syncStats);
     const useBatchStats = this.training || runningMean === null;
     return F.batchNorm(x, useBatchStats && !this.training ? null : runningMean,
       useBatchStats && !this.training ? null : runningVar, {
@@ -117,6 +127,38 @@ class BatchNormBase extends Module {
         training: useBatchStats, momentum: this.momentum, eps: this.eps,
       });
   }
+}
+
+// Statistics from the sums of x and x^2 over every process, as SyncBatchNorm; running statistics
+// get the unbiased variance of the global batch.
+function syncForward(bn: BatchNormBase, x: Tensor, reduce: StatsReducer): Tensor {
+  const c = bn.numFeatures;
+  const dims = [0, ...Array.from({ length: x.ndim - 2 }, (_, i) => i + 2)];
+  const shape = [1, c, ...Array.from({ length: x.ndim - 2 }, () => 1)];
+  const xf = x.float();
+  const localCount = xf.numel / c;
+  const packed = cat([xf.sum(dims), xf.mul(xf).sum(dims), full([1], localCount)]);
+  const global = reduce(packed);
+  const count = global.narrow(0, 2 * c, 1);
+  const mean = global.narrow(0, 0, c).div(count);
+  const variance = global.narrow(0, c, c).div(count).sub(mean.mul(mean)).clampMin(0);
+  const runningMean = bn.buffer('running_mean');
+  const runningVar = bn.buffer('running_var');
+  if (runningMean !== null && runningVar !== null) {
+    noGrad(() => {
+      const n = count.item();
+      runningMean.mul_(1 - bn.momentum).add_(mean.to(runningMean.dtype), bn.momentum);
+      const unbiased = variance.mul(n / Math.max(n - 1, 1));
+      runningVar.mul_(1 - bn.momentum).add_(unbiased.to(runningVar.dtype), bn.momentum);
+      unbiased.dispose();
+    });
+  }
+  let y = xf.sub(mean.reshape(shape)).mul(variance.add(bn.eps).rsqrt().reshape(shape));
+  const weight = bn.optionalParam('weight');
+  const bias = bn.optionalParam('bias');
+  if (weight !== null) y = y.mul(weight.float().reshape(shape));
+  if (bias !== null) y = y.add(bias.float().reshape(shape));
+  return y.to(x.dtype);
 }
 
 export class BatchNorm1d extends BatchNormBase {
