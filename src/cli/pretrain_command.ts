@@ -1,0 +1,116 @@
+// `groco pretrain`: builds everything a config describes and runs the pretraining loop.
+import { loadConfig, writeConfigYaml, type PretrainConfig } from '../config/index.js';
+import { createLoss } from '../losses/index.js';
+import { createProjection, trainableParameters } from '../models/index.js';
+import { optim, type Tensor } from '../torch/index.js';
+import {
+  averageGradients, broadcastModules, gatherWithGradient, synchronizeBatchNorm, type ProcessGroup,
+} from '../distributed/index.js';
+import { disposeCheckpoint, loadTrainingCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
+import { pretrain, type PretrainResult } from '../train/pretrain.js';
+import { RunDir } from '../train/run_dir.js';
+import { pretrainSchedule } from '../train/schedule.js';
+import { configOverrides, type PretrainOptions } from './args.js';
+import { buildEncoder, checkpointConfig, joinGroup } from './common.js';
+import { buildEvaluations } from './evaluators.js';
+import { createLoader, trainData } from './loaders.js';
+import { logger, setupRuntime } from './runtime.js';
+
+export interface PretrainOutcome {
+  result: PretrainResult;
+  runDir: string | null;
+  config: PretrainConfig;
+}
+
+export async function runPretrain(options: PretrainOptions, hooks: { log?: (line: string) => void } = {}):
+  Promise<PretrainOutcome> {
+  const group: ProcessGroup | null = joinGroup(options);
+  const rank = group?.rank ?? 0;
+  const world = group?.worldSize ?? 1;
+  const isMain = rank === 0;
+  const log = hooks.log ?? logger(isMain);
+
+  let resume: LoadedCheckpoint | null = null;
+  try {
+    if (options.resume !== null) resume = await loadTrainingCheckpoint(options.resume);
+    const config = loadConfig('pretrain', {
+      file: options.config, base: resume ? checkpointConfig(resume.config, resume.path) : null,
+      overrides: configOverrides(options), name: options.name,
+    });
+    const runtime = setupRuntime(config, config.trainer.mixed_precision);
+    const place = { rank, worldSize: world, seed: runtime.seed };
+
+    // models, initialised from the seed (the same on every rank, then rank 0's are broadcast)
+    const encoder = buildEncoder(config, runtime);
+    const projection = createProjection(config.projection, encoder.featureDim);
+    if (runtime.device !== 'cpu') projection.to(runtime.device);
+    if (group !== null) {
+      broadcastModules(group, [encoder, projection]);
+      const synced = synchronizeBatchNorm(group, [encoder, projection]);
+      log(`rank ${rank}/${world}: ${synced} batch-norm layers synchronised`);
+    }
+
+    const gatherNegatives = group === null ? undefined : (rows: Tensor) => ({
+      all: rows.requiresGrad ? gatherWithGradient(group, rows) : group.allGatherCat(rows),
+      offset: rank * rows.size(0),
+    });
+    const loss = createLoss(config.loss.type, config.loss.args as unknown as Record<string, unknown>,
+      { gatherNegatives });
+
+    const loader = createLoader(config.train_dataloader, place);
+    const data = trainData(loader);
+    const schedule = pretrainSchedule({
+      baseLearningRate: config.base_learning_rate, scaling: config.learning_rate_scaling,
+      batchSize: config.train_dataloader.args.batch_size, epochs: config.trainer.epochs,
+      warmupEpochs: config.warmup_epochs, stepsPerEpoch: data.stepsPerEpoch,
+    });
+    const parameters = trainableParameters(encoder, projection);
+    const sgdArgs = config.optimizer.args;
+    const sgd = new optim.SGD(parameters, {
+      lr: schedule.initLr, momentum: sgdArgs.momentum, weightDecay: sgdArgs.weight_decay,
+      dampening: sgdArgs.dampening, nesterov: sgdArgs.nesterov,
+    });
+    const optimizer = config.optimizer_use_larc ? new optim.LARC(sgd) : sgd;
+
+    if (resume !== null) {
+      encoder.loadStateDict(resume.encoder, { context: `${resume.path}: encoder` });
+      if (resume.projection) projection.loadStateDict(resume.projection, { context: `${resume.path}: projection` });
+      if (resume.optimizer) optimizer.loadStateDict(resume.optimizer, `${resume.path}: optimizer`);
+      log(`resumed from ${resume.path} (epoch ${resume.epoch}, step ${resume.step}` +
+        `${resume.batchInEpoch > 0 ? `, batch ${resume.batchInEpoch} of that epoch` : ''})`);
+    }
+
+    const run = isMain ? RunDir.create(config.save_dir, config.name) : null;
+    if (run !== null) {
+      writeConfigYaml(config, run.file('config.yaml'));
+      log(`run folder: ${run.path}`);
+    }
+
+    const evaluations = buildEvaluations({
+      config, encoder, featureDim: encoder.featureDim, runtime, place, log, online: true,
+    });
+    try {
+      const result = await pretrain({
+        encoder, projection, loss: { compute: (views) => loss.forward(views) }, optimizer, parameters,
+        schedule, data, run, epochs: config.trainer.epochs, device: runtime.device,
+        precision: runtime.precision, channelsLast: runtime.channelsLast, logStep: config.trainer.log_step,
+        clipGrad: config.trainer.clip_grad, saveLatest: config.trainer.save_latest,
+        savePeriod: config.trainer.save_period, initVal: config.trainer.init_val,
+        maxSteps: config.trainer.max_steps, evaluations, config, resume, log, isMain,
+        afterBackward: group === null ? undefined : () => averageGradients(group, parameters),
+      });
+      run?.writeJson('results.json', { ...result, evaluations: result.evaluations });
+      return { result, runDir: run?.path ?? null, config };
+    } finally {
+      run?.close();
+      await loader.close();
+      loss.dispose();
+      optimizer.dispose();
+      encoder.dispose();
+      projection.dispose();
+    }
+  } finally {
+    if (resume !== null) disposeCheckpoint(resume);
+    group?.destroy();
+  }
+}
