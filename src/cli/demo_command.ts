@@ -54,7 +54,7 @@ async function ensureShards(data: string, out: string, log: (line: string) => vo
 async function knn20(encoder: nn.Module, config: PretrainConfig, runtime: Runtime, label: string): Promise<number> {
   const place = { rank: 0, worldSize: 1, seed: runtime.seed };
   const extract = async (spec: DataloaderSpec, what: string) => {
-    const loader = createLoader(spec, place);
+    const loader = createLoader(spec, place, true);
     try {
       return await extractFeatures(encoder, onePass(loader), {
         device: runtime.device, precision: runtime.precision, channelsLast: runtime.channelsLast,

@@ -27,7 +27,7 @@ function needLoaders(config: CommonConfig, what: string): void {
 }
 
 async function features(ctx: EvaluatorContext, index: 0 | 1, limit: number | null, label: string): Promise<Features> {
-  const loader = createLoader(ctx.config.valid_dataloader[index]!, ctx.place);
+  const loader = createLoader(ctx.config.valid_dataloader[index]!, ctx.place, true);
   try {
     return await extractFeatures(ctx.encoder, onePass(loader), {
       device: ctx.runtime.device, precision: ctx.runtime.precision, channelsLast: ctx.runtime.channelsLast,

@@ -1,4 +1,6 @@
 // Config dataloader sections to data loaders, and loaders to the trainer's data interface.
+import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
 import { DataLoader, fashionMnistFiles, type LoaderOptions } from '../data/index.js';
 import type { DataloaderSpec } from '../config/index.js';
 import type { TrainData } from '../train/pretrain.js';
@@ -10,14 +12,18 @@ export interface Placement {
   seed: number;
 }
 
-export function loaderOptions(spec: DataloaderSpec, place: Placement): LoaderOptions {
+/**
+ * `evaluation`: every sample once (no last batch dropped) while `train` still picks the split,
+ * as the feature bank of k-NN needs the whole training split.
+ */
+export function loaderOptions(spec: DataloaderSpec, place: Placement, evaluation = false): LoaderOptions {
   const a = spec.args;
   const views = {
     transformType: a.transform_type, nAugs: a.n_augs, size: a.image_size, localSize: a.small_crop_size,
     resizeSize: a.resize, channels: a.channels, mean: a.mean, std: a.std, blurSigma: a.blur_sigma,
   };
   const common = {
-    views, batchSize: a.batch_size, numWorkers: a.num_workers, train: a.train, seed: place.seed,
+    views, batchSize: a.batch_size, numWorkers: a.num_workers, train: a.train && !evaluation, seed: place.seed,
     rank: place.rank, worldSize: place.worldSize,
   };
   switch (spec.type) {
@@ -31,13 +37,21 @@ export function loaderOptions(spec: DataloaderSpec, place: Placement): LoaderOpt
           : { type: 'folder', root: spec.args.root } };
     case 'fashion_mnist_dataloader': {
       const files = fashionMnistFiles(spec.args.train ? 'train' : 'test', spec.args.root);
-      return { ...common, shuffle: spec.args.shuffle ? 1 : 0, dataset: { type: 'idx', ...files } };
+      const find = (gz: string): string => {
+        if (existsSync(gz)) return gz;
+        const raw = gz.replace(/\.gz$/, '');
+        if (existsSync(raw)) return raw;
+        throw new Error(`fashion_mnist_dataloader: root '${spec.args.root}' has no ${basename(raw)} ` +
+          '(or .gz); install dataset-fashion-mnist or point root at the IDX files');
+      };
+      return { ...common, shuffle: spec.args.shuffle ? 1 : 0,
+        dataset: { type: 'idx', images: find(files.images), labels: find(files.labels) } };
     }
   }
 }
 
-export function createLoader(spec: DataloaderSpec, place: Placement): DataLoader {
-  return new DataLoader(loaderOptions(spec, place));
+export function createLoader(spec: DataloaderSpec, place: Placement, evaluation = false): DataLoader {
+  return new DataLoader(loaderOptions(spec, place, evaluation));
 }
 
 async function* skipping(batches: AsyncIterable<PlainBatch>, skip: number): AsyncGenerator<PlainBatch> {

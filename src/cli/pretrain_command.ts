@@ -33,9 +33,14 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
   let resume: LoadedCheckpoint | null = null;
   try {
     if (options.resume !== null) resume = await loadTrainingCheckpoint(options.resume);
+    // a step budget is for one invocation's target: a resumed run does not inherit it
+    const overrides = configOverrides(options);
+    if (resume !== null && options.maxSteps === null) {
+      overrides.push({ path: ['trainer', 'max_steps'], value: null, origin: '(resume)' });
+    }
     const config = loadConfig('pretrain', {
       file: options.config, base: resume ? checkpointConfig(resume.config, resume.path) : null,
-      overrides: configOverrides(options), name: options.name,
+      overrides, name: options.name,
     });
     const runtime = setupRuntime(config, config.trainer.mixed_precision);
     const place = { rank, worldSize: world, seed: runtime.seed };
@@ -58,7 +63,12 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
       { gatherNegatives });
 
     const loader = createLoader(config.train_dataloader, place);
-    const data = trainData(loader);
+    // fashion_mnist_dataloader: dataset_size samples per epoch, drawn from the whole split
+    const spec = config.train_dataloader;
+    const cap = spec.type === 'fashion_mnist_dataloader' && spec.args.dataset_size !== null
+      ? Math.floor(Math.floor(spec.args.dataset_size / world) / Math.floor(spec.args.batch_size / world))
+      : null;
+    const data = trainData(loader, cap);
     const schedule = pretrainSchedule({
       baseLearningRate: config.base_learning_rate, scaling: config.learning_rate_scaling,
       batchSize: config.train_dataloader.args.batch_size, epochs: config.trainer.epochs,

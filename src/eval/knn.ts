@@ -49,6 +49,11 @@ export function knnPredict(bank: Tensor, bankLabels: Tensor, queries: Tensor,
     });
     const [b, labels] = prepared as [Tensor, Tensor];
     try {
+      const [low, high] = tidy(() => [labels.min().item(), labels.max().item()]);
+      if (low! < 0 || high! >= options.numClasses) {
+        throw new Error(`knn: bank labels span ${low} to ${high}, outside 0 .. numClasses - 1 = ` +
+          `${options.numClasses - 1}`);
+      }
       for (let start = 0; start < q; start += rowsPerChunk) {
         const rows = Math.min(rowsPerChunk, q - start);
         tidy(() => {

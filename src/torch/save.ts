@@ -1,43 +1,34 @@
 // torch.save / torch.load for groco tensors: converts between Tensors and the checkpoint
 // reader's plain records, recursively through maps, arrays and plain objects.
 import { callOp, native } from './native.js';
-import { dtypeCode, type DType } from './dtype.js';
+import { dtypeCode } from './dtype.js';
 import { Tensor } from './tensor.js';
 import {
-  readCheckpointFile, writeCheckpointFile, isTensorRecord, type ContiguousTensorRecord,
+  checkTensorView, readCheckpointFile, writeCheckpointFile, isTensorRecord, DTYPE_ITEM_SIZE,
+  type ContiguousTensorRecord,
   type StorageRecord, type TensorRecord,
 } from './serialization/index.js';
 
 const MAX_DEPTH = 256;
 
+function storageNumel(storage: StorageRecord): number {
+  return Math.floor(storage.data.byteLength / DTYPE_ITEM_SIZE[storage.dtype]);
+}
+
 function storageTensor(storage: StorageRecord, cache: Map<StorageRecord, Tensor>): Tensor {
   let base = cache.get(storage);
   if (base === undefined) {
-    base = new Tensor(native.fromBuffer(storage.data, dtypeCode(storage.dtype as DType),
-      [storageNumel(storage)]));
+    base = new Tensor(native.fromBuffer(storage.data, dtypeCode(storage.dtype), [storageNumel(storage)]));
     cache.set(storage, base);
   }
   return base;
 }
 
-function storageNumel(storage: StorageRecord): number {
-  const size = { float64: 8, int64: 8, float32: 4, int32: 4, float16: 2, bfloat16: 2, int16: 2 }[
-    storage.dtype as string] ?? 1;
-  return storage.data.byteLength / size;
-}
-
 function recordToTensor(record: TensorRecord, cache: Map<StorageRecord, Tensor>, where: string): Tensor {
-  const numel = storageNumel(record.storage);
-  let extent = record.storageOffset;
-  let empty = false;
-  for (let i = 0; i < record.shape.length; i++) {
-    if (record.shape[i] === 0) empty = true;
-    extent += (record.shape[i]! - 1) * record.stride[i]!;
-  }
-  if (!empty && (record.storageOffset < 0 || extent >= numel || record.stride.some((s) => s < 0))) {
-    throw new Error(`${where}: tensor view [${record.shape.join(', ')}] with strides ` +
-      `[${record.stride.join(', ')}] at offset ${record.storageOffset} reaches past its storage ` +
-      `of ${numel} elements`);
+  try {
+    checkTensorView(record.shape, record.stride, record.storageOffset, storageNumel(record.storage));
+  } catch (error) {
+    throw new Error(`${where}: ${(error as Error).message}`);
   }
   const base = storageTensor(record.storage, cache);
   const view = new Tensor(callOp('aten::as_strided', [base.handle, record.shape, record.stride,

@@ -129,6 +129,11 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
 
   let lastLoss = Number.NaN;
   let stoppedBy: PretrainResult['stoppedBy'] = 'finished';
+  if (o.maxSteps !== null && step >= o.maxSteps) {
+    o.log(`already at step ${step}, not below --max-steps ${o.maxSteps}: nothing to do`);
+    startEpoch = o.epochs;
+    stoppedBy = 'max_steps';
+  }
   try {
     if (o.initVal && o.resume === null) await evaluate(-1, true);
 
