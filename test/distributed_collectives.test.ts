@@ -4,21 +4,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { createServer } from 'node:net';
+import { freePort } from './helpers/ports.js';
 import { assertClose } from './helpers/close.js';
 
 const worker = join(dirname(fileURLToPath(import.meta.url)), 'helpers', 'dist_worker.js');
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 async function runRanks(mode: string, world = 2, timeoutMs = 20000):
   Promise<{ code: number | null; out: Record<string, unknown> | null; stderr: string }[]> {

@@ -2,9 +2,9 @@
 import { loadConfig, writeConfigYaml, type PretrainConfig } from '../config/index.js';
 import { createLoss } from '../losses/index.js';
 import { createProjection, trainableParameters } from '../models/index.js';
-import { optim, type Tensor } from '../torch/index.js';
+import { optim } from '../torch/index.js';
 import {
-  averageGradients, broadcastModules, gatherWithGradient, synchronizeBatchNorm, type ProcessGroup,
+  averageGradients, broadcastModules, negativesFromAllRanks, synchronizeBatchNorm, type ProcessGroup,
 } from '../distributed/index.js';
 import { disposeCheckpoint, loadTrainingCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { pretrain, type PretrainResult } from '../train/pretrain.js';
@@ -55,10 +55,7 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
       log(`rank ${rank}/${world}: ${synced} batch-norm layers synchronised`);
     }
 
-    const gatherNegatives = group === null ? undefined : (rows: Tensor) => ({
-      all: rows.requiresGrad ? gatherWithGradient(group, rows) : group.allGatherCat(rows),
-      offset: rank * rows.size(0),
-    });
+    const gatherNegatives = group === null ? undefined : negativesFromAllRanks(group);
     const loss = createLoss(config.loss.type, config.loss.args as unknown as Record<string, unknown>,
       { gatherNegatives });
 

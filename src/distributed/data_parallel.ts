@@ -8,8 +8,8 @@ import type { ProcessGroup } from './process_group.js';
 export function broadcastModules(group: ProcessGroup, modules: nn.Module[]): void {
   noGrad(() => {
     for (const m of modules) {
-      const tensors = [...m.stateDict().values()];
-      if (tensors.length > 0) group.broadcast(tensors, 0);
+      // one tensor per call: Gloo's multi-tensor form is for equal-sized tensors on several devices
+      for (const t of m.stateDict().values()) group.broadcast([t], 0);
     }
   });
 }

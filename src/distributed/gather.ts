@@ -35,3 +35,11 @@ export function allReduceSumWithGradient(group: ProcessGroup, x: Tensor): Tensor
   };
   return applyFunction(fn, [x])[0]!;
 }
+
+/** The losses' hook for negatives from every rank (rows are this rank's, in rank order). */
+export function negativesFromAllRanks(group: ProcessGroup): (rows: Tensor) => { all: Tensor; offset: number } {
+  return (rows) => ({
+    all: rows.requiresGrad ? gatherWithGradient(group, rows) : group.allGatherCat(rows),
+    offset: group.rank * rows.size(0),
+  });
+}

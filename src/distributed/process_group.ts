@@ -84,9 +84,11 @@ export class ProcessGroup {
     }
   }
 
-  /** In place: sum (or max, min, product) over ranks. */
+  /** In place: sum (or max, min, product) over ranks; one call per tensor. */
   allReduce(tensors: Tensor[], op: 'sum' | 'max' | 'min' | 'product' = 'sum'): void {
-    this.#guard('all-reduce', () => native.allReduce(this.#handle, tensors.map((t) => t.handle), op, false));
+    this.#guard('all-reduce', () => {
+      for (const t of tensors) native.allReduce(this.#handle, [t.handle], op, false);
+    });
   }
 
   /** One tensor per rank, in rank order. */
@@ -101,7 +103,9 @@ export class ProcessGroup {
   }
 
   broadcast(tensors: Tensor[], root = 0): void {
-    this.#guard('broadcast', () => native.broadcast(this.#handle, tensors.map((t) => t.handle), root));
+    this.#guard('broadcast', () => {
+      for (const t of tensors) native.broadcast(this.#handle, [t.handle], root);
+    });
   }
 
   barrier(): void {
