@@ -8,20 +8,27 @@ import { peerPython } from './peer.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../test/peers/models_peer.py', import.meta.url));
 
-export function runModelsPeer<T>(command: string, request: unknown, timeoutMs = 300_000): T {
-  const r = spawnSync(peerPython, [SCRIPT, command], {
-    input: JSON.stringify(request), encoding: 'utf8', timeout: timeoutMs, maxBuffer: 1 << 28,
+export interface PeerJob { command: string; [field: string]: unknown }
+
+/** Runs `jobs` in one Python process (importing torch takes seconds); one answer per job. */
+export function runModelsPeer(jobs: PeerJob[], timeoutMs = 300_000): unknown[] {
+  const r = spawnSync(peerPython, [SCRIPT], {
+    input: JSON.stringify(jobs), encoding: 'utf8', timeout: timeoutMs, maxBuffer: 1 << 28,
   });
-  if (r.status !== 0) throw new Error(`models peer '${command}' failed (${r.status ?? r.signal}):\n${r.stderr}`);
+  if (r.status !== 0) throw new Error(`models peer failed (${r.status ?? r.signal}):\n${r.stderr}`);
   const lines = r.stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!) as T;
+  return JSON.parse(lines[lines.length - 1]!) as unknown[];
 }
 
 interface ManifestEntry { key: string; shape: number[]; dtype: string; file: string }
 
+function readManifest(folder: string): ManifestEntry[] {
+  return JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8')) as ManifestEntry[];
+}
+
 /** The tensors a peer dumped into `folder`, in its order. */
 export function readDump(folder: string): Map<string, Tensor> {
-  const manifest = JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8')) as ManifestEntry[];
+  const manifest = readManifest(folder);
   const out = new Map<string, Tensor>();
   for (const entry of manifest) {
     const bytes = readFileSync(join(folder, entry.file));
@@ -37,7 +44,7 @@ export function readDump(folder: string): Map<string, Tensor> {
 
 /** Raw bytes of each dumped tensor, for exact comparisons. */
 export function readDumpBytes(folder: string): Map<string, Buffer> {
-  const manifest = JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8')) as ManifestEntry[];
+  const manifest = readManifest(folder);
   return new Map(manifest.map((e) => [e.key, readFileSync(join(folder, e.file))]));
 }
 

@@ -203,7 +203,8 @@ export abstract class Module {
   }
 
   /**
-   * Replaces every parameter and buffer by `fn(t)` (parameters stay leaves that require grad).
+   * Replaces every parameter and buffer by `fn(t)` (parameters stay leaves; a frozen one stays
+   * frozen).
    * Used for dtype, device and memory-format changes; make optimizers afterwards.
    */
   applyTensors(fn: (t: Tensor, isParameter: boolean) => Tensor): this {
@@ -212,7 +213,7 @@ export abstract class Module {
         if (t === null) continue;
         const next = noGrad(() => fn(t, true));
         if (next === t) continue;
-        next.requiresGrad_(true);
+        next.requiresGrad_(t.requiresGrad);
         module.#parameters.set(name, keep(next));
         t.dispose();
       }
