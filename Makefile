@@ -1,5 +1,5 @@
 # The two entry points of the README. Each runs the setup script first.
-.PHONY: setup demo test bench
+.PHONY: setup demo test
 
 setup:
 	bash scripts/setup.sh
@@ -10,5 +10,3 @@ demo: setup
 test: setup
 	npm test
 
-bench: setup
-	node scripts/run-benches.mjs

@@ -156,7 +156,7 @@ variable_list CallHandler(const char* kind, int64_t id, const variable_list& ten
   } catch (const Napi::Error& e) {
     throw std::runtime_error(e.Message());
   }
-  auto tensors = ToTensors(result, "custom function result", true);
+  auto outputs = ToTensors(result, "custom function result", true);
 
   // The handles returned by the JS handler are handed over: release them now that they are read.
   auto array = result.As<Napi::Array>();
@@ -164,7 +164,7 @@ variable_list CallHandler(const char* kind, int64_t id, const variable_list& ten
     auto item = array.Get(i);
     if (IsTensorHandle(item)) ReleaseHandle(env, item);
   }
-  return tensors;
+  return outputs;
 }
 
 struct JsFunction : public torch::autograd::Function<JsFunction> {

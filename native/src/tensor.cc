@@ -12,9 +12,14 @@ std::atomic<int64_t> liveTensors{0};
 
 namespace {
 
+// Only a handle that spans its whole storage reports it to V8: views (slices, transposes,
+// expansions) share memory someone else already reported, and counting them again would make
+// the collector run for memory that does not exist.
 int64_t NativeBytes(const at::Tensor& t) {
   if (!t.defined() || !t.has_storage()) return 0;
-  return static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
+  auto bytes = static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
+  if (t.storage_offset() != 0 || bytes != static_cast<int64_t>(t.storage().nbytes())) return 0;
+  return bytes;
 }
 
 void ReleaseBox(Napi::Env env, TensorBox* box) {
