@@ -54,3 +54,20 @@ test('a rank that dies makes the other fail with a message naming its rank, not 
   assert.match(message, /rank 0: (all-reduce|barrier|store exchange) failed|rank 0: cannot join/);
   assert.ok(Date.now() - started < 30000, 'took too long');
 });
+
+test('a rank that never joins makes the others fail within the timeout', async () => {
+  const port = await freePort();
+  const started = Date.now();
+  const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [worker, 'collectives'], {
+      env: { ...process.env, RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
+        GROCO_NUM_THREADS: '1', GROCO_TEST_TIMEOUT_MS: '3000' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('exit', (code) => resolve({ code, stderr }));
+  });
+  assert.notEqual(result.code, 0);
+  assert.match(result.stderr, /rank 0: cannot join the process group at 127\.0\.0\.1:\d+ \(world size 2\) within 3 s/);
+  assert.ok(Date.now() - started < 20000, `took ${Date.now() - started} ms`);
+});

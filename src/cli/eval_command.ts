@@ -25,7 +25,7 @@ export async function runEval(options: EvalOptions): Promise<Record<string, numb
       log(`loaded the encoder of ${checkpoint.path} (epoch ${checkpoint.epoch})`);
       const evaluations = buildEvaluations({
         config, encoder, featureDim: encoder.featureDim, runtime,
-        place: { rank, worldSize: group?.worldSize ?? 1, seed: runtime.seed }, log, online: false,
+        place: { rank, worldSize: group?.worldSize ?? 1, seed: runtime.seed }, log, online: false, group,
       });
       const results: Record<string, number> = {};
       for (const e of evaluations) Object.assign(results, await e.run(checkpoint.epoch));

@@ -4,6 +4,7 @@ import { knnAccuracy } from '../eval/knn.js';
 import { extractFeatures, type Features } from '../eval/features.js';
 import { linearProbe, type ProbeSettings } from '../eval/linear_probe.js';
 import type { nn } from '../torch/index.js';
+import { averageGradients, type ProcessGroup } from '../distributed/index.js';
 import type { Evaluation } from '../train/pretrain.js';
 import { createLoader, onePass, type Placement } from './loaders.js';
 import type { Runtime } from './runtime.js';
@@ -17,6 +18,8 @@ export interface EvaluatorContext {
   log: (line: string) => void;
   /** Online (during pretraining): the k-NN bank is capped at max_feature_bank. */
   online: boolean;
+  /** Distributed: each rank reads its share; features are gathered, probe gradients averaged. */
+  group: ProcessGroup | null;
 }
 
 function needLoaders(config: CommonConfig, what: string): void {
@@ -28,14 +31,22 @@ function needLoaders(config: CommonConfig, what: string): void {
 
 async function features(ctx: EvaluatorContext, index: 0 | 1, limit: number | null, label: string): Promise<Features> {
   const loader = createLoader(ctx.config.valid_dataloader[index]!, ctx.place, true);
+  const world = ctx.group?.worldSize ?? 1;
+  let local: Features;
   try {
-    return await extractFeatures(ctx.encoder, onePass(loader), {
+    local = await extractFeatures(ctx.encoder, onePass(loader), {
       device: ctx.runtime.device, precision: ctx.runtime.precision, channelsLast: ctx.runtime.channelsLast,
-      limit, label, total: loader.length === null ? 0 : loader.length * loader.batchSize,
+      limit: limit === null ? null : Math.ceil(limit / world), label,
+      total: loader.length === null ? 0 : loader.length * loader.batchSize,
     });
   } finally {
     await loader.close();
   }
+  if (ctx.group === null) return local;
+  const gathered = { features: ctx.group.allGatherRows(local.features), labels: ctx.group.allGatherRows(local.labels) };
+  local.features.dispose();
+  local.labels.dispose();
+  return gathered;
 }
 
 function knnEvaluation(ctx: EvaluatorContext, spec: Extract<EvaluatorSpec, { type: 'KNNEvaluator' }>): Evaluation {
@@ -89,6 +100,7 @@ function probeEvaluation(ctx: EvaluatorContext,
           hypers.map(probeSettings), {
             device: ctx.runtime.device, precision: ctx.runtime.precision, channelsLast: ctx.runtime.channelsLast,
             numClasses: Math.max(numClasses, 2), log: ctx.log, stepsPerEpoch: loader.length ?? 0,
+            syncGradients: ctx.group === null ? undefined : (params) => averageGradients(ctx.group!, params),
           });
       } finally {
         await loader.close();

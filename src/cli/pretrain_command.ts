@@ -94,7 +94,7 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
     }
 
     const evaluations = buildEvaluations({
-      config, encoder, featureDim: encoder.featureDim, runtime, place, log, online: true,
+      config, encoder, featureDim: encoder.featureDim, runtime, place, log, online: true, group,
     });
     try {
       const result = await pretrain({

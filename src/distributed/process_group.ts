@@ -1,7 +1,7 @@
 // A c10d process group (Gloo over a TCP store) and its collectives, from the environment that
 // torchrun, SLURM or `groco launch` set.
 import { native, type GroupHandle } from '../torch/native.js';
-import { Tensor, cat, tidy } from '../torch/index.js';
+import { Tensor, cat, scalarTensor, tidy, zeros } from '../torch/index.js';
 
 export interface DistributedEnv {
   rank: number;
@@ -100,6 +100,17 @@ export class ProcessGroup {
   /** All ranks' tensors concatenated along dim 0. */
   allGatherCat(tensor: Tensor): Tensor {
     return tidy(() => cat(this.allGather(tensor)));
+  }
+
+  /** Rows of every rank concatenated along dim 0; ranks may hold different numbers of rows. */
+  allGatherRows(tensor: Tensor): Tensor {
+    return tidy(() => {
+      const counts = this.allGather(scalarTensor(tensor.size(0), { dtype: 'int64' }).reshape([1])).map((t) => t.item());
+      const most = Math.max(...counts);
+      const padded = tensor.size(0) === most ? tensor.contiguous()
+        : cat([tensor, zeros([most - tensor.size(0), ...tensor.shape.slice(1)], { dtype: tensor.dtype })]);
+      return cat(this.allGather(padded).map((t, r) => t.narrow(0, 0, counts[r]!)));
+    });
   }
 
   broadcast(tensors: Tensor[], root = 0): void {

@@ -28,6 +28,8 @@ export interface ProbeOptions {
   seedGenerator?: import('../torch/index.js').Generator;
   log?: (line: string) => void;
   stepsPerEpoch?: number;
+  /** Averages the classifiers' gradients over processes (distributed probing). */
+  syncGradients?: (params: Tensor[]) => void;
 }
 
 interface Probe {
@@ -85,6 +87,7 @@ export async function linearProbe(encoder: nn.Module, featureDim: number,
           for (const p of active) {
             p.optimizer.zeroGrad();
             F.crossEntropy(p.classifier.forward(feats), labels).backward();
+            o.syncGradients?.(p.classifier.parameters());
             p.optimizer.step();
           }
         });
