@@ -195,3 +195,28 @@ test('usage errors exit 2, bad configs and files exit 1 naming the key or file',
   assert.match(missing.stderr, /nope\.pth/);
   assert.equal(groco(['demo', '--help']).code, 0);
 });
+
+test('SIGINT finishes the step, writes the checkpoint and exits 130', { skip, timeout: 300_000 }, async () => {
+  const data = join(work, 'fmnist');
+  if (!existsSync(data)) await makeSubset(data, 96, 48);
+  const cfg = join(work, 'tiny-signal.yaml');
+  writeFileSync(cfg, config(data));
+  const { spawn } = await import('node:child_process');
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(process.execPath, [cli, 'pretrain', '-c', cfg, '--name', 'signal', '--max-steps', '200',
+      '--epochs', '100'], { cwd: work, env: { ...process.env, GROCO_NUM_THREADS: '2' } });
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => {
+      if (!sent && /step 2 /.test(d.toString())) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    child.on('exit', (c) => resolve(c));
+  });
+  assert.equal(code, 130);
+  const [run] = runFolders('signal');
+  assert.ok(existsSync(join(run!, 'latest_model.pth')), 'no checkpoint after SIGINT');
+  const steps = readFileSync(join(run!, 'metrics.jsonl'), 'utf8').trim().split('\n').length;
+  assert.ok(steps < 50, `trained ${steps} steps after the signal`);
+});

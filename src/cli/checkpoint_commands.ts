@@ -1,4 +1,5 @@
 // `groco inspect` and `groco export-torchvision`.
+import { resolve } from 'node:path';
 import { save } from '../torch/save.js';
 import type { Tensor } from '../torch/index.js';
 import {
@@ -25,6 +26,10 @@ export async function runInspect(file: string, json: boolean): Promise<void> {
 
 /** Writes the encoder as a plain torchvision ResNet state dict (no `module.` / `encoder.`). */
 export async function runExportTorchvision(checkpointPath: string, out: string): Promise<number> {
+  if (resolve(out) === resolve(checkpointPath)) {
+    throw new Error(`export-torchvision: <out.pth> '${out}' is the checkpoint itself; writing it would ` +
+      'replace the training checkpoint with the bare encoder. Choose another file.');
+  }
   const checkpoint = await loadTrainingCheckpoint(checkpointPath);
   try {
     const state = new Map<string, Tensor>();

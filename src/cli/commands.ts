@@ -119,7 +119,7 @@ export const COMMAND_SPECS: Record<Exclude<CommandName, 'preprocess'>, CommandSp
   },
   demo: {
     name: 'demo',
-    summary: 'pretrain GroCo on Fashion-MNIST for about ten minutes, report k-NN accuracy',
+    summary: 'pretrain GroCo on Fashion-MNIST (about 11 minutes, 15 in all), report k-NN accuracy',
     usage: 'groco demo [options]',
     description: 'Convert Fashion-MNIST to shards (once), pretrain GroCo with a small ResNet, '
       + 'then report weighted k-NN accuracy (k = 20) on the 10,000 test images against the '

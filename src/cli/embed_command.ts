@@ -5,7 +5,7 @@ import { DataLoader, scaledViewSizes } from '../data/index.js';
 import { extractFeatures } from '../eval/features.js';
 import { writeNpy } from '../eval/npy.js';
 import { disposeCheckpoint, loadTrainingCheckpoint } from '../train/checkpoint.js';
-import { loadConfig } from '../config/index.js';
+import { loadConfig, readConfigFile } from '../config/index.js';
 import type { EmbedOptions } from './args.js';
 import { buildEncoder, checkpointConfig } from './common.js';
 import { logger, setupRuntime } from './runtime.js';
@@ -40,7 +40,12 @@ export async function runEmbed(o: EmbedOptions): Promise<{ rows: number; dim: nu
     if (base === null && o.config === null) {
       throw new Error(`${o.resume}: the checkpoint carries no config; pass -c <config.yaml> for its encoder`);
     }
-    const config: EvalConfig = loadConfig('eval', { file: o.config, base, overrides: [] });
+    // embed runs no evaluator, but an eval config must name one: supply it when absent
+    const hasEvaluator = [base?.value, o.config ? readConfigFile(o.config).value : undefined]
+      .some((v) => Array.isArray(v?.evaluator) && v.evaluator.length > 0);
+    const overrides = hasEvaluator ? [] : [{ path: ['evaluator'], origin: '(embed)',
+      value: [{ type: 'KNNEvaluator', args: { k: [20] } }] }];
+    const config: EvalConfig = loadConfig('eval', { file: o.config, base, overrides });
     const runtime = setupRuntime({ ...config, runtime: { ...config.runtime, device: o.device ?? config.runtime.device,
       threads: o.threads ?? config.runtime.threads } }, config.trainer?.mixed_precision ?? false);
     const encoder = buildEncoder(config, runtime);

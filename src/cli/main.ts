@@ -2,12 +2,12 @@
 // The `groco` command: parses the command line and runs one command. Exit codes: 0 success,
 // 1 failure, 2 usage error.
 import { fileURLToPath } from 'node:url';
-import { parseArgs, UsageError } from './args.js';
+import { generalHelp, parseArgs, UsageError } from './args.js';
 import { ConfigError } from '../config/index.js';
 
 function fail(error: unknown): number {
   if (error instanceof UsageError) {
-    process.stderr.write(`groco: ${error.message}\n`);
+    process.stderr.write(`${error.message.startsWith('groco') ? '' : 'groco: '}${error.message}\n`);
     return 2;
   }
   const message = error instanceof ConfigError || !(error instanceof Error) ? String((error as Error).message ?? error)
@@ -22,6 +22,10 @@ function printJson(value: unknown): void {
 }
 
 async function run(argv: string[]): Promise<number> {
+  if (argv.length === 0) {
+    process.stderr.write(`${generalHelp()}\n`);
+    return 2;
+  }
   const parsed = parseArgs(argv);
   switch (parsed.command) {
     case 'help':
@@ -82,7 +86,11 @@ async function run(argv: string[]): Promise<number> {
   }
 }
 
-run(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (error: unknown) => { process.exitCode = fail(error); },
-);
+// Worker threads or sockets left behind by a failure must not keep the process alive: once the
+// command is over, give output a moment to drain, then exit.
+function finish(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 1500).unref();
+}
+
+run(process.argv.slice(2)).then(finish, (error: unknown) => finish(fail(error)));

@@ -59,6 +59,13 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
     const loss = createLoss(config.loss.type, config.loss.args as unknown as Record<string, unknown>,
       { gatherNegatives });
 
+    // the run folder first: a save_dir that cannot be written fails before any worker starts
+    const run = isMain ? RunDir.create(config.save_dir, config.name) : null;
+    if (run !== null) {
+      writeConfigYaml(config, run.file('config.yaml'));
+      log(`run folder: ${run.path}`);
+    }
+
     const loader = createLoader(config.train_dataloader, place);
     // fashion_mnist_dataloader: dataset_size samples per epoch, drawn from the whole split
     const spec = config.train_dataloader;
@@ -85,12 +92,6 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
       if (resume.optimizer) optimizer.loadStateDict(resume.optimizer, `${resume.path}: optimizer`);
       log(`resumed from ${resume.path} (epoch ${resume.epoch}, step ${resume.step}` +
         `${resume.batchInEpoch > 0 ? `, batch ${resume.batchInEpoch} of that epoch` : ''})`);
-    }
-
-    const run = isMain ? RunDir.create(config.save_dir, config.name) : null;
-    if (run !== null) {
-      writeConfigYaml(config, run.file('config.yaml'));
-      log(`run folder: ${run.path}`);
     }
 
     const evaluations = buildEvaluations({

@@ -95,7 +95,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   let stopRequested = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopRequested) {
-      o.log(`\n${signal} again: exiting now; the last checkpoint written is intact`);
+      o.log(`\n${signal} again: exiting now; checkpoints already written are intact`);
       process.exit(130);
     }
     stopRequested = true;
@@ -145,6 +145,8 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       let batchIndex = skip;
       let dataStart = Date.now();
       for await (const batch of o.data.epoch(epoch, skip)) {
+        // prefetched batches resolve as microtasks; yield once so that signals get handled
+        await new Promise<void>((resolve) => setImmediate(resolve));
         const dataTime = (Date.now() - dataStart) / 1000;
         const batchStart = Date.now();
         const lr = o.schedule.lrAt(step);
