@@ -1,5 +1,5 @@
 // `groco eval`: k-NN and linear probe of a checkpoint's encoder.
-import { loadConfig, writeConfigYaml } from '../config/index.js';
+import { loadConfig, readConfigFile, writeConfigYaml } from '../config/index.js';
 import { disposeCheckpoint, loadTrainingCheckpoint } from '../train/checkpoint.js';
 import { RunDir } from '../train/run_dir.js';
 import { configOverrides, type EvalOptions } from './args.js';
@@ -13,8 +13,13 @@ export async function runEval(options: EvalOptions): Promise<Record<string, numb
   const log = logger(rank === 0);
   const checkpoint = await loadTrainingCheckpoint(options.resume);
   try {
+    const base = checkpointConfig(checkpoint.config, checkpoint.path);
+    if (base === null && !('encoder' in readConfigFile(options.config).value)) {
+      throw new Error(`${checkpoint.path} carries no config, so the encoder is unknown: add an ` +
+        `'encoder' section (type RegularEncoder, args.arch ...) to ${options.config}`);
+    }
     const config = loadConfig('eval', {
-      file: options.config, base: checkpointConfig(checkpoint.config, checkpoint.path),
+      file: options.config, base,
       overrides: configOverrides(options), name: options.name,
     });
     if (config.evaluator.length === 0) throw new Error(`${options.config}: 'evaluator' lists no evaluator`);
