@@ -95,7 +95,8 @@ c10::IValue ToIValue(const OpEntry& op, const c10::Argument& arg, const c10::Typ
                      const Napi::Value& v) {
   switch (type->kind()) {
     case c10::TypeKind::TensorType:
-      if (!IsTensorHandle(v)) ArgError(op, arg, "expected a tensor");
+      // UnwrapTensor checks the handle's type tag itself
+      if (!v.IsExternal()) ArgError(op, arg, "expected a tensor");
       return UnwrapTensor(v, op.name.c_str());
     case c10::TypeKind::OptionalType:
       if (v.IsNull() || v.IsUndefined()) return c10::IValue();

@@ -3,15 +3,13 @@
 // 1 failure, 2 usage error.
 import { fileURLToPath } from 'node:url';
 import { generalHelp, parseArgs, UsageError } from './args.js';
-import { ConfigError } from '../config/index.js';
 
 function fail(error: unknown): number {
   if (error instanceof UsageError) {
     process.stderr.write(`${error.message.startsWith('groco') ? '' : 'groco: '}${error.message}\n`);
     return 2;
   }
-  const message = error instanceof ConfigError || !(error instanceof Error) ? String((error as Error).message ?? error)
-    : error.message;
+  const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`groco: error: ${message}\n`);
   if (process.env.GROCO_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   return 1;
