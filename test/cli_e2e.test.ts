@@ -140,6 +140,12 @@ test('pretrain, stop and resume equals an unbroken run bit for bit; eval, embed,
   const results = JSON.parse(readFileSync(join(doneRun!, 'results.json'), 'utf8')) as { evaluations: Record<string, number>[] };
   assert.ok(results.evaluations.some((e) => typeof e['knn@5'] === 'number'), JSON.stringify(results));
 
+  // resuming a finished run trains nothing and writes no run folder
+  const again = groco(['pretrain', '-r', join(doneRun!, 'latest_model.pth'), '--name', 'again']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /nothing to do: all 2 epochs are done/);
+  assert.deepEqual(runFolders('again'), []);
+
   // offline evaluation, JSON on the last line
   const evalCfg = join(work, 'eval.yaml');
   writeFileSync(evalCfg, `evaluator:

@@ -96,6 +96,32 @@ describe('DataLoader', () => {
     assert.equal(batches.length, 5);
   });
 
+  it('every rank takes the same number of batches when the shards split unevenly', async () => {
+    // 3 shards of 10 over 2 ranks: one rank holds 20 samples, the other 10, and each must give
+    // (30 / 2) // (6 / 2) = 5 batches of 3; the short rank reads its shard again
+    const shardList = join(dir.path, 'train-{000000..000002}.tar');
+    const options = (rank: number): Partial<LoaderOptions> => ({
+      dataset: { type: 'shards', shards: shardList }, numWorkers: 2, batchSize: 6, worldSize: 2,
+      rank, datasetSize: 30,
+    });
+    for (const rank of [0, 1]) {
+      const { batches, loader } = await run(options(rank));
+      assert.equal(batches.length, 5, `rank ${rank}`);
+      assert.ok(batches.every((b) => b.cls.length === 3));
+      assert.equal(loader.lastSummary!.samples, 15);
+      const again = await run(options(rank));
+      assert.equal(fingerprint(again.batches), fingerprint(batches), 'the passes are deterministic');
+    }
+  });
+
+  it('an epoch of shards that hold nothing ends instead of reading them again forever', async () => {
+    const { batches } = await run({
+      dataset: { type: 'shards', shards: [join(dir.path, 'missing-000000.tar')] }, datasetSize: 16,
+      onWarning: () => {},
+    });
+    assert.equal(batches.length, 0);
+  });
+
   it('cancels the rest of an epoch on break, then runs the next one', async () => {
     const loader = new DataLoader({
       dataset: { type: 'shards', shards }, views: { transformType: 'linear_prob', size: 8 },

@@ -2,8 +2,10 @@
 // read here, and checkpoints written here read by torch.load.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import {
@@ -260,6 +262,33 @@ describe('checkpoint files are replaced atomically', () => {
     );
     assert.deepEqual(readdirSync(folder), ['checkpoint.pth']);
     assert.deepEqual(readdirSync(join(folder, 'checkpoint.pth')), ['keep']);
+  });
+
+  test('a process that exits in the middle of a write leaves no temporary file', async () => {
+    const folder = join(temp.dir, 'interrupted');
+    mkdirSync(folder);
+    const file = join(folder, 'latest_model.pth');
+    await writeCheckpointFile(file, value);
+    const before = readFileSync(file);
+
+    // 256 MiB of zeros; exits (as a second Ctrl-C does) once the temporary file exists
+    const torch = fileURLToPath(new URL('../src/torch/index.js', import.meta.url));
+    const saving = fileURLToPath(new URL('../src/torch/save.js', import.meta.url));
+    const script = `
+      import { readdirSync } from 'node:fs';
+      const { zeros } = await import(${JSON.stringify(torch)});
+      const { save } = await import(${JSON.stringify(saving)});
+      const [folder, file] = process.argv.slice(1);
+      setInterval(() => {
+        if (readdirSync(folder).some((f) => f.endsWith('.tmp'))) process.exit(130);
+      }, 1);
+      await save(file, { w: zeros([64 * 1024 * 1024]) });
+      process.exit(0);`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script, folder, file],
+      { encoding: 'utf8' });
+    assert.equal(child.status, 130, `the write was not interrupted: ${child.stderr}`);
+    assert.deepEqual(readdirSync(folder), ['latest_model.pth']);
+    assert.deepEqual(readFileSync(file), before);
   });
 
   test('a missing folder is reported with the path', async () => {

@@ -42,6 +42,20 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
       file: options.config, base: resume ? checkpointConfig(resume.config, resume.path) : null,
       overrides, name: options.name,
     });
+    if (resume !== null) {
+      const done = finishedBefore(resume, config);
+      if (done !== null) {
+        log(`${resume.path}: nothing to do: ${done}; no run folder written`);
+        const result: PretrainResult = {
+          steps: resume.step, epochs: config.trainer.epochs,
+          stoppedBy: config.trainer.max_steps !== null && resume.step >= config.trainer.max_steps
+            ? 'max_steps' : 'finished',
+          lastLoss: Number.NaN, evaluations: [], seconds: 0,
+        };
+        return { result, runDir: null, config };
+      }
+    }
+
     const runtime = setupRuntime(config, config.trainer.mixed_precision);
     const place = { rank, worldSize: world, seed: runtime.seed };
 
@@ -121,4 +135,17 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
     if (resume !== null) disposeCheckpoint(resume);
     group?.destroy();
   }
+}
+
+/** Why a resumed run has nothing left to train, or null when it has. */
+function finishedBefore(resume: LoadedCheckpoint, config: PretrainConfig): string | null {
+  const nextEpoch = resume.batchInEpoch > 0 ? resume.epoch : resume.epoch + 1;
+  if (nextEpoch >= config.trainer.epochs) {
+    return `all ${config.trainer.epochs} epochs are done (raise --epochs to train on)`;
+  }
+  const maxSteps = config.trainer.max_steps;
+  if (maxSteps !== null && resume.step >= maxSteps) {
+    return `already at step ${resume.step}, not below --max-steps ${maxSteps}`;
+  }
+  return null;
 }

@@ -316,9 +316,7 @@ export class DataLoader {
     let batches = 0;
     let samples = 0;
 
-    const plans = this.plan(epoch);
     const prefetch = this.options.prefetch ?? 2;
-    this.handles.forEach((h, w) => h.start(epoch, plans[w]!, prefetch));
     const handle = (event: Event, w: number): void => {
       if (event.type === 'warning') {
         broken[event.problem.kind] += 1;
@@ -341,35 +339,60 @@ export class DataLoader {
     };
 
     try {
-      // round-robin over the workers' full batches
-      let cursor = 0;
-      while (finished.includes(false) && (cap === null || batches < cap)) {
-        const w = cursor % workers;
-        if (finished[w]) {
-          cursor++;
-          continue;
-        }
-        const event = await this.handles[w]!.next();
-        if (event.type === 'batch') {
-          this.handles[w]!.credit();
-          batches++;
-          samples += event.batch.count;
-          cursor++;
-          yield this.toBatch(event.batch);
-          continue;
-        }
-        handle(event, w);
-        if (event.type === 'done') cursor++;
-      }
+      // An epoch of shards is `length` batches on every rank, so that ranks step together: a rank
+      // whose shards run out first reads them again, in a new order (another pass).
+      let carry: PackedBatch[] = [];
+      for (let pass = 0; ; pass++) {
+        let read = 0;
+        finished.fill(false);
+        const plans = this.plan(epoch, pass);
+        this.handles.forEach((h, w) => h.start(epoch, plans[w]!, prefetch));
 
-      // the leftovers, merged in worker order
-      const merged = mergeTails(tails.flat(), this.batchSize, (n) => this.producer.newBatch(n));
-      for (const batch of merged) {
-        if (cap !== null && batches >= cap) break;
-        if (batch.count < this.batchSize && this.dropLast) break;
-        batches++;
-        samples += batch.count;
-        yield this.toBatch(batch);
+        // round-robin over the workers' full batches
+        let cursor = 0;
+        while (finished.includes(false) && (cap === null || batches < cap)) {
+          const w = cursor % workers;
+          if (finished[w]) {
+            cursor++;
+            continue;
+          }
+          const event = await this.handles[w]!.next();
+          if (event.type === 'batch') {
+            this.handles[w]!.credit();
+            batches++;
+            samples += event.batch.count;
+            read += event.batch.count;
+            cursor++;
+            yield this.toBatch(event.batch);
+            continue;
+          }
+          handle(event, w);
+          if (event.type === 'done') cursor++;
+        }
+
+        // the leftovers, merged in worker order (after those of the pass before)
+        read += tails.flat().reduce((n, b) => n + b.count, 0);
+        const merged = mergeTails([...carry, ...tails.flat()], this.batchSize,
+          (n) => this.producer.newBatch(n));
+        tails.forEach((t) => { t.length = 0; });
+        carry = [];
+        const another = this.descriptor.type === 'shards' && cap !== null && !finished.includes(false);
+        for (const batch of merged) {
+          if (cap !== null && batches >= cap) break;
+          if (batch.count < this.batchSize) {
+            if (another) carry = [batch];
+            if (another || this.dropLast) break;
+          }
+          batches++;
+          samples += batch.count;
+          yield this.toBatch(batch);
+        }
+
+        if (!another || cap === null || batches >= cap || read === 0) break;
+        if (pass === 0) {
+          process.stderr.write(`groco data: rank ${this.rank}: its shards gave ${batches} of the ` +
+            `epoch's ${cap} batches; reading them again to complete the epoch\n`);
+        }
       }
     } finally {
       await this.stopAll(finished, broken);
@@ -390,15 +413,16 @@ export class DataLoader {
     await Promise.all(this.handles.map((h) => h.close()));
   }
 
-  private plan(epoch: number): EpochPlan[] {
+  /** Who reads what; `pass` > 0 is a shard rank's repeated reading within one epoch. */
+  private plan(epoch: number, pass = 0): EpochPlan[] {
     const common = {
       seed: this.seed, epoch, rank: this.rank, worldSize: this.worldSize, numWorkers: this.handles.length,
     };
     if (this.descriptor.type === 'shards') {
-      const assignments = planShards(this.shards, common);
+      const assignments = planShards(this.shards, { ...common, pass });
       return assignments.map((a, w) => ({
         kind: 'shards', assignments: a, shuffle: Number(this.options.shuffle ?? 0),
-        streamSeed: [this.seed, epoch, this.rank, w],
+        streamSeed: pass === 0 ? [this.seed, epoch, this.rank, w] : [this.seed, epoch, this.rank, w, pass],
       }));
     }
     const batches = planItems(this.itemCount, {

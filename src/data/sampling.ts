@@ -38,12 +38,17 @@ export interface ShardPlanOptions {
   numWorkers: number;
   /** Shuffle the shard order by (seed, epoch) (default true). */
   shuffleShards?: boolean;
+  /** A repeated reading of the shards within the epoch (0, the default: the first). */
+  pass?: number;
 }
 
 /** The assignments of every worker of this rank for one epoch. */
 export function planShards(shards: readonly string[], options: ShardPlanOptions): ShardAssignment[][] {
   const order = [...shards];
-  if (options.shuffleShards ?? true) new Rng(options.seed, 'shards', options.epoch).shuffle(order);
+  const pass = options.pass ?? 0;
+  if (options.shuffleShards ?? true) {
+    new Rng(options.seed, 'shards', options.epoch, ...(pass > 0 ? [pass] : [])).shuffle(order);
+  }
   const all = order.map((shard) => ({ shard, mod: 1, rem: 0 }));
   const mine = splitAssignments(all, options.worldSize, options.rank);
   const workers = Math.max(1, options.numWorkers);

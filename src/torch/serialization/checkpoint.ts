@@ -5,6 +5,7 @@
 // (see tensor_record.ts). Dicts are Maps in the file's key order.
 
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { Buffer, constants as bufferConstants } from 'node:buffer';
 import { open, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -451,6 +452,16 @@ async function readWholeFile(path: string): Promise<Uint8Array> {
   }
 }
 
+// Temporary files being written. A process that exits in the middle of a write (a second Ctrl-C)
+// removes them on its way out, leaving only complete checkpoints behind.
+const unfinishedWrites = new Set<string>();
+let exitHookInstalled = false;
+
+function removeUnfinishedWrites(): void {
+  for (const file of unfinishedWrites) rmSync(file, { force: true });
+  unfinishedWrites.clear();
+}
+
 /**
  * Writes `value` as a zip checkpoint at `path`: to a temporary file in the same folder, synced
  * to disk, then renamed into place. A failure leaves any previous file at `path` as it was and
@@ -466,6 +477,11 @@ export async function writeCheckpointFile(
   const folder = dirname(resolve(path));
   const temporary = join(folder, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
 
+  if (!exitHookInstalled) {
+    process.on('exit', removeUnfinishedWrites);
+    exitHookInstalled = true;
+  }
+  unfinishedWrites.add(temporary);
   let handle: FileHandle | undefined;
   try {
     handle = await open(temporary, 'wx', 0o666);
@@ -487,6 +503,8 @@ export async function writeCheckpointFile(
     throw new SerializationError(path, `cannot write the checkpoint: ${(error as Error).message}`, {
       cause: error,
     });
+  } finally {
+    unfinishedWrites.delete(temporary);
   }
   await syncFolder(folder);
 }
