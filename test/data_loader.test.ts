@@ -114,6 +114,13 @@ describe('DataLoader', () => {
     }
   });
 
+  it('evaluation reads every sample once even when dataset_size promises more', async () => {
+    const { batches, loader } = await run({ numWorkers: 2, train: false, datasetSize: 80 });
+    assert.equal(loader.lastSummary!.samples, 40);
+    assert.deepEqual(batches.flatMap((b) => [...b.cls]).sort((a, b) => a - b),
+      Array.from({ length: 40 }, (_, i) => i));
+  });
+
   it('an epoch of shards that hold nothing ends instead of reading them again forever', async () => {
     const { batches } = await run({
       dataset: { type: 'shards', shards: [join(dir.path, 'missing-000000.tar')] }, datasetSize: 16,

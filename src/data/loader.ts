@@ -339,8 +339,9 @@ export class DataLoader {
     };
 
     try {
-      // An epoch of shards is `length` batches on every rank, so that ranks step together: a rank
-      // whose shards run out first reads them again, in a new order (another pass).
+      // A training epoch of shards is `length` batches on every rank, so that ranks step together:
+      // a rank whose shards run out first reads them again, in a new order (another pass).
+      // Evaluation reads every sample once.
       let carry: PackedBatch[] = [];
       for (let pass = 0; ; pass++) {
         let read = 0;
@@ -376,12 +377,13 @@ export class DataLoader {
           (n) => this.producer.newBatch(n));
         tails.forEach((t) => { t.length = 0; });
         carry = [];
-        const another = this.descriptor.type === 'shards' && cap !== null && !finished.includes(false);
+        const another = this.dropLast && this.descriptor.type === 'shards' && cap !== null &&
+          !finished.includes(false);
         for (const batch of merged) {
           if (cap !== null && batches >= cap) break;
           if (batch.count < this.batchSize) {
             if (another) carry = [batch];
-            if (another || this.dropLast) break;
+            if (this.dropLast) break;
           }
           batches++;
           samples += batch.count;
