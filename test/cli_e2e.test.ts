@@ -226,3 +226,33 @@ test('SIGINT finishes the step, writes the checkpoint and exits 130', { skip, ti
   const steps = readFileSync(join(run!, 'metrics.jsonl'), 'utf8').trim().split('\n').length;
   assert.ok(steps < 50, `trained ${steps} steps after the signal`);
 });
+
+test('under groco launch, one SIGINT stops every rank after the same step with a checkpoint', { skip, timeout: 300_000 }, async () => {
+  const data = join(work, 'fmnist');
+  if (!existsSync(data)) await makeSubset(data, 96, 48);
+  const cfg = join(work, 'tiny-launch-signal.yaml');
+  writeFileSync(cfg, config(data));
+  const { spawn } = await import('node:child_process');
+  const { freePort } = await import('./helpers/ports.js');
+  const port = await freePort();
+  let stderr = '';
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(process.execPath, [cli, 'launch', '--nproc-per-node', '2', '--master-addr', '127.0.0.1',
+      '--master-port', String(port), 'pretrain', '-c', cfg, '--name', 'launch-signal', '--epochs', '100',
+      '--threads', '1'], { cwd: work });
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!sent && /step 2 /.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    child.on('exit', (c) => resolve(c));
+  });
+  assert.equal(code, 130, stderr);
+  assert.doesNotMatch(stderr, /again: exiting now|stopping the other ranks|failed/);
+  const [run] = runFolders('launch-signal');
+  assert.ok(existsSync(join(run!, 'latest_model.pth')), 'no checkpoint after SIGINT');
+  assert.ok(!readdirSync(run!).some((f) => f.endsWith('.tmp')));
+});

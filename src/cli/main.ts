@@ -91,4 +91,11 @@ function finish(code: number): void {
   setTimeout(() => process.exit(code), 1500).unref();
 }
 
+// A rank started by `groco launch` stops as on SIGTERM (checkpoint, then exit) when the
+// launcher is gone.
+if (process.channel !== undefined) {
+  process.channel.unref();
+  process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+}
+
 run(process.argv.slice(2)).then(finish, (error: unknown) => finish(fail(error)));

@@ -2,7 +2,7 @@
 import { loadConfig, writeConfigYaml, type PretrainConfig } from '../config/index.js';
 import { createLoss } from '../losses/index.js';
 import { createProjection, trainableParameters } from '../models/index.js';
-import { optim } from '../torch/index.js';
+import { optim, tensor, tidy } from '../torch/index.js';
 import {
   averageGradients, broadcastModules, negativesFromAllRanks, synchronizeBatchNorm, type ProcessGroup,
 } from '../distributed/index.js';
@@ -120,6 +120,7 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
         savePeriod: config.trainer.save_period, initVal: config.trainer.init_val,
         maxSteps: config.trainer.max_steps, evaluations, config, resume, log, isMain,
         afterBackward: group === null ? undefined : () => averageGradients(group, parameters),
+        agreeToStop: group === null ? undefined : (requested) => anyRank(group, requested),
       });
       run?.writeJson('results.json', { ...result, evaluations: result.evaluations });
       return { result, runDir: run?.path ?? null, config };
@@ -148,4 +149,13 @@ function finishedBefore(resume: LoadedCheckpoint, config: PretrainConfig): strin
     return `already at step ${resume.step}, not below --max-steps ${maxSteps}`;
   }
   return null;
+}
+
+/** True on every rank when it is true on any (an all-reduce of one number). */
+function anyRank(group: ProcessGroup, value: boolean): boolean {
+  return tidy(() => {
+    const flag = tensor([value ? 1 : 0]);
+    group.allReduce([flag], 'max');
+    return flag.item() > 0;
+  });
 }

@@ -33,11 +33,18 @@ export async function launch(spec: LaunchSpec): Promise<number> {
       LOCAL_WORLD_SIZE: String(spec.nprocPerNode), MASTER_ADDR: spec.masterAddr,
       MASTER_PORT: String(spec.masterPort), GROCO_NUM_THREADS: threads,
     };
-    const child = spawn(process.execPath, [spec.entry, ...args], { env, stdio: 'inherit' });
+    // Each rank in its own process group, so that a terminal's Ctrl-C reaches the launcher alone
+    // and every rank gets exactly one signal per Ctrl-C (a second one means: exit now). The IPC
+    // channel lets a rank notice that the launcher is gone.
+    const child = spawn(process.execPath, [spec.entry, ...args], {
+      env, stdio: ['inherit', 'inherit', 'inherit', 'ipc'], detached: true,
+    });
     children.push({ rank, child, exited: false });
   }
 
+  let signalled = false;
   const forward = (signal: NodeJS.Signals): void => {
+    signalled = true;
     for (const c of children) if (!c.exited) c.child.kill(signal);
   };
   process.on('SIGINT', forward);
@@ -48,7 +55,8 @@ export async function launch(spec: LaunchSpec): Promise<number> {
   await Promise.all(children.map((c) => new Promise<void>((resolve) => {
     c.child.on('exit', (code, signal) => {
       c.exited = true;
-      const failed = code !== 0;
+      // 130: a rank that stopped on the signal forwarded to it, as all of them do
+      const failed = code !== 0 && !(signalled && code === 130);
       if (failed && failure === null) {
         failure = { rank: c.rank, code: code ?? 1 };
         log(`groco launch: rank ${c.rank} exited with ${signal ? `signal ${signal}` : `code ${code}`}; ` +
@@ -65,5 +73,6 @@ export async function launch(spec: LaunchSpec): Promise<number> {
   if (killTimer !== null) clearTimeout(killTimer);
   process.off('SIGINT', forward);
   process.off('SIGTERM', forward);
-  return failure === null ? 0 : (failure as { code: number }).code || 1;
+  if (failure !== null) return (failure as { code: number }).code || 1;
+  return children.some((c) => c.child.exitCode === 130) ? 130 : 0;
 }

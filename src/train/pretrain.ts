@@ -57,6 +57,11 @@ export interface PretrainOptions {
   isMain: boolean;
   /** Called after backward, before clipping and the step (gradient all-reduce). */
   afterBackward?: () => void;
+  /**
+   * Whether any rank was asked to stop, given whether this one was; called after every step on
+   * every rank, so that all ranks stop after the same step.
+   */
+  agreeToStop?: (requested: boolean) => boolean;
 }
 
 export interface PretrainResult {
@@ -201,7 +206,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
 
         if (o.maxSteps !== null && step >= o.maxSteps) {
           stoppedBy = 'max_steps';
-        } else if (stopRequested) {
+        } else if (o.agreeToStop ? o.agreeToStop(stopRequested) : stopRequested) {
           stoppedBy = 'signal';
         }
         if (stoppedBy !== 'finished') {
