@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { encodePng, fashionMnistFiles, readIdxDataset } from '../src/data/index.js';
 import { load } from '../src/torch/save.js';
 import { Tensor } from '../src/torch/index.js';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { peerAvailable, runPeer } from './helpers/peer.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -200,6 +200,20 @@ test('usage errors exit 2, bad configs and files exit 1 naming the key or file',
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /nope\.pth/);
   assert.equal(groco(['demo', '--help']).code, 0);
+
+  // shards that are all missing: an error, not a finished run with an untrained model
+  const noShards = join(work, 'no-shards.yaml');
+  const parsed = parse(config(join(work, 'fmnist'))) as Record<string, Record<string, unknown>>;
+  parsed.train_dataloader = { type: 'web_dataloader', args: {
+    ...(parsed.train_dataloader!.args as Record<string, unknown>), root: undefined,
+    shards: join(work, 'absent-{000000..000001}.tar'), shuffle: 0 } };
+  writeFileSync(noShards, stringify(parsed));
+  const none = groco(['pretrain', '-c', noShards, '--name', 'no-shards']);
+  assert.equal(none.code, 1, none.stderr);
+  assert.match(none.stderr, /absent-000000\.tar/);
+  assert.match(none.stderr, /train_dataloader: epoch 0 gave no batch of the 2 expected/);
+  const [noRun] = runFolders('no-shards');
+  assert.ok(!existsSync(join(noRun!, 'latest_model.pth')), 'a checkpoint of an untrained model');
 });
 
 test('SIGINT finishes the step, writes the checkpoint and exits 130', { skip, timeout: 300_000 }, async () => {

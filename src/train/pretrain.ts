@@ -220,6 +220,11 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
         dataStart = Date.now();
       }
       bar?.finish();
+      if (batchIndex === skip && skip < o.data.stepsPerEpoch) {
+        throw new Error(`train_dataloader: epoch ${epoch} gave no batch of the ${o.data.stepsPerEpoch} ` +
+          'expected, so nothing was trained: are the shards or files there (see the warnings above), ' +
+          'and does the shard pattern expand as meant?');
+      }
       skip = 0;
 
       if (o.saveLatest) await checkpoint('latest_model.pth', epoch, 0);
