@@ -58,6 +58,12 @@ interface SideRun {
   knnSeconds: number;
 }
 
+const USAGE = `usage: GROCO_REFERENCE_REPO=<reference checkout> PYTHONPATH=<diffsort checkout> \\
+  node dist/bench/pretrain_epoch.js [--config FILE] [--epochs E] [--repeats R] [--threads N]
+    [--dataset-size N] [--float32] [--keep DIR] [--json FILE]
+One Fashion-MNIST pretraining run in groco and in the reference (PyTorch peer), then k-NN@20 of
+both; see the header of bench/pretrain_epoch.ts.`;
+
 function parseArgs(argv: string[]): Options {
   const options: Options = {
     config: join(ROOT, 'configs/fashion_mnist/groco.yaml'), epochs: 1, repeats: 1,
@@ -65,6 +71,10 @@ function parseArgs(argv: string[]): Options {
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
+    if (flag === '--help' || flag === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    }
     if (flag === '--float32') {
       options.float32 = true;
       continue;
@@ -270,6 +280,8 @@ async function main(): Promise<void> {
       'repository (with diffsort importable, e.g. PYTHONPATH=<diffsort checkout>)');
   }
   if (!existsSync(CLI)) throw new Error(`${NAME}: ${CLI} is missing: build first (npm run build)`);
+  // the reference must import before groco spends minutes training
+  await run(PEER_PYTHON, [PEER_SCRIPT, '--check'], process.env, 'reference');
 
   const config = loadConfig('pretrain', {
     file: options.config, overrides: overrides(options).map((s) => parseOverride(s)),

@@ -10,6 +10,7 @@ Fashion-MNIST dataset read from its IDX files, and the small-image ResNet of the
 
 Usage: python3 pretrain_epoch_peer.py '<json settings>'. Progress goes to stderr (the
 reference's own prints included); the last line of stdout is one JSON object with the results.
+`python3 pretrain_epoch_peer.py --check` only imports the reference and says whether it can.
 """
 import gzip
 import importlib.util
@@ -143,23 +144,30 @@ def val_view(view):
 
 
 class TimedBatches:
-    """Passes a loader's batches on and notes when each step ends (the next batch is asked for)."""
+    """Passes a loader's batches on and times each step: from asking for a batch to asking for
+    the next (or, for an epoch's last, to the end of the epoch loop)."""
 
     def __init__(self, loader):
         self.loader = loader
-        self.marks = []
+        self.step_seconds = []
 
     def __len__(self):
         return len(self.loader)
 
     def __iter__(self):
-        self.marks.append(time.perf_counter())
+        start = time.perf_counter()
         for batch in self.loader:
             yield batch
-            self.marks.append(time.perf_counter())
+            now = time.perf_counter()
+            self.step_seconds.append(now - start)
+            start = now
 
 
 def main():
+    if sys.argv[1:] == ['--check']:
+        import_reference()
+        print(json.dumps({'torch': torch.__version__}))
+        return
     settings = json.loads(sys.argv[1])
     ref = import_reference()
     torch.set_num_threads(settings['threads'])
@@ -203,8 +211,7 @@ def main():
     epoch_logs = []
     for epoch in range(epochs):
         epoch_logs.append(trainer._train_epoch(epoch))
-    marks = np.array(train_loader.marks)
-    step_seconds = [float(s) for s in np.diff(marks)] if len(marks) > 1 else []
+    step_seconds = train_loader.step_seconds
 
     knn_settings = settings['knn']
     bank_data, query_data = settings['knn_bank'], settings['knn_query']
