@@ -114,6 +114,14 @@ describe('DataLoader', () => {
     }
   });
 
+  it('a rank whose shards hold less than one batch is an error, not batches with repeats', async () => {
+    // 1 shard of 10 over 2 ranks (5 samples each), batches of 8 per rank
+    await assert.rejects(run({
+      dataset: { type: 'shards', shards: shards[0]! }, numWorkers: 1, batchSize: 16, worldSize: 2,
+      rank: 1, datasetSize: 32,
+    }), /rank 1 reads holds 5 samples, fewer than one batch of 8/);
+  });
+
   it('evaluation reads every sample once even when dataset_size promises more', async () => {
     const { batches, loader } = await run({ numWorkers: 2, train: false, datasetSize: 80 });
     assert.equal(loader.lastSummary!.samples, 40);

@@ -340,10 +340,11 @@ export class DataLoader {
 
     try {
       // A training epoch of shards is `length` batches on every rank, so that ranks step together:
-      // a rank whose shards run out first reads them again, in a new order (another pass).
-      // Evaluation reads every sample once.
-      let carry: PackedBatch[] = [];
+      // a rank whose shards run out first reads them again, in a new order (another pass). A
+      // batch never spans two passes, so no sample is in a batch twice. Evaluation reads every
+      // sample once.
       for (let pass = 0; ; pass++) {
+        const batchesBefore = batches;
         let read = 0;
         finished.fill(false);
         const plans = this.plan(epoch, pass);
@@ -371,26 +372,26 @@ export class DataLoader {
           if (event.type === 'done') cursor++;
         }
 
-        // the leftovers, merged in worker order (after those of the pass before)
+        // the leftovers, merged in worker order
         read += tails.flat().reduce((n, b) => n + b.count, 0);
-        const merged = mergeTails([...carry, ...tails.flat()], this.batchSize,
-          (n) => this.producer.newBatch(n));
+        const merged = mergeTails(tails.flat(), this.batchSize, (n) => this.producer.newBatch(n));
         tails.forEach((t) => { t.length = 0; });
-        carry = [];
-        const another = this.dropLast && this.descriptor.type === 'shards' && cap !== null &&
-          !finished.includes(false);
         for (const batch of merged) {
           if (cap !== null && batches >= cap) break;
-          if (batch.count < this.batchSize) {
-            if (another) carry = [batch];
-            if (this.dropLast) break;
-          }
+          if (batch.count < this.batchSize && this.dropLast) break;
           batches++;
           samples += batch.count;
           yield this.toBatch(batch);
         }
 
-        if (!another || cap === null || batches >= cap || read === 0) break;
+        const another = this.dropLast && this.descriptor.type === 'shards' && cap !== null &&
+          batches < cap && !finished.includes(false) && read > 0;
+        if (!another) break;
+        if (batches === batchesBefore) {
+          throw new Error(`shards: the part of the ${this.shards.length} shards that rank ` +
+            `${this.rank} reads holds ${read} samples, fewer than one batch of ${this.batchSize}: ` +
+            'use fewer ranks, a smaller batch or more shards');
+        }
         if (pass === 0) {
           process.stderr.write(`groco data: rank ${this.rank}: its shards gave ${batches} of the ` +
             `epoch's ${cap} batches; reading them again to complete the epoch\n`);
