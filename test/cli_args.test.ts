@@ -72,7 +72,6 @@ test('the other commands parse into their options', () => {
     { checkpoint: 'm.pth', out: 'tv.pth' });
   assert.deepEqual(options('preprocess imagenet --input in --output out', 'preprocess'), {
     dataset: 'imagenet', input: 'in', output: 'out', shardSize: null, seed: 0, strict: false,
-    workers: null,
   });
   const fm = options('preprocess fashion-mnist --output o --strict --shard-size 1000',
     'preprocess');

@@ -164,6 +164,12 @@ test('pretrain, stop and resume equals an unbroken run bit for bit; eval, embed,
   assert.equal(em.code, 0, em.stderr);
   assert.ok(existsSync(out) && existsSync(join(work, 'emb.labels.npy')));
 
+  // a folder to shards of --shard-size samples
+  const pf = groco(['preprocess', 'folder', '--input', join(data, 'folder'), '--output', join(work, 'pf'),
+    '--shard-size', '5']);
+  assert.equal(pf.code, 0, pf.stderr);
+  assert.deepEqual(readdirSync(join(work, 'pf')).filter((f) => f.endsWith('.tar')).length, 3);
+
   // inspect and export to torchvision
   const ins = groco(['inspect', join(doneRun!, 'latest_model.pth'), '--json']);
   assert.equal(ins.code, 0, ins.stderr);

@@ -93,11 +93,10 @@ export interface PreprocessOptions {
   /** null only for fashion-mnist: Debian's location. */
   input: string | null;
   output: string;
-  /** Samples per shard; null: 2000 for training shards and 500 for validation ones. */
+  /** Samples per shard; null: each dataset's default. */
   shardSize: number | null;
   seed: number;
   strict: boolean;
-  workers: number | null;
 }
 
 export interface LaunchOptions {
@@ -287,7 +286,6 @@ function parsePreprocess(argv: readonly string[]): ParsedArgs {
       shardSize: int(parsed, 'shard-size'),
       seed: int(parsed, 'seed') ?? 0,
       strict: bool(parsed, 'strict'),
-      workers: int(parsed, 'workers'),
     },
   };
 }

@@ -23,9 +23,10 @@ export async function runPreprocess(o: PreprocessOptions): Promise<PreprocessSum
     summary = await preprocessFashionMnist({ ...common, input: o.input ?? '/usr/share/datasets/fashion-mnist',
       shardSize: o.shardSize ?? undefined });
   } else if (o.dataset === 'imagenet') {
-    summary = await preprocessImageNet({ ...common, input: o.input! });
+    const size = o.shardSize ?? undefined;
+    summary = await preprocessImageNet({ ...common, input: o.input!, trainShardSize: size, valShardSize: size });
   } else {
-    summary = await preprocessFolder({ ...common, input: o.input! });
+    summary = await preprocessFolder({ ...common, input: o.input!, shardSize: o.shardSize ?? undefined });
   }
   for (const s of summary.splits) {
     process.stdout.write(`${s.split}: ${s.samples} samples in ${s.folder}: ${s.shardsWritten.length} shards ` +
