@@ -170,6 +170,18 @@ test('pretrain, stop and resume equals an unbroken run bit for bit; eval, embed,
   assert.equal(pf.code, 0, pf.stderr);
   assert.deepEqual(readdirSync(join(work, 'pf')).filter((f) => f.endsWith('.tar')).length, 3);
 
+  // training on those shards with one missing: warned, skipped, counted after the epoch
+  const shardCfg = parse(config(data)) as Record<string, Record<string, unknown>>;
+  shardCfg.train_dataloader = { type: 'web_dataloader', args: {
+    ...(shardCfg.train_dataloader!.args as Record<string, unknown>), root: undefined, batch_size: 8,
+    dataset_size: 8, shuffle: 0, shards: join(work, 'pf', 'shard-{000000..000003}.tar') } };
+  writeFileSync(join(work, 'shards.yaml'), stringify(shardCfg));
+  const onShards = groco(['pretrain', '-c', join(work, 'shards.yaml'), '--name', 'shards', '--epochs', '1',
+    '--set', 'evaluator=[]']);
+  assert.equal(onShards.code, 0, onShards.stderr);
+  assert.match(onShards.stderr, /missingShard: .*shard-000003\.tar/);
+  assert.match(onShards.stderr, /epoch 0: skipped broken input: missingShard 1/);
+
   // inspect and export to torchvision
   const ins = groco(['inspect', join(doneRun!, 'latest_model.pth'), '--json']);
   assert.equal(ins.code, 0, ins.stderr);

@@ -66,7 +66,8 @@ async function* skipping(batches: AsyncIterable<PlainBatch>, skip: number): Asyn
  * The trainer's view of a loader. Resuming inside an epoch replays the epoch's batches and drops
  * the ones already trained on, so data order and views are exactly those of an unbroken run.
  */
-export function trainData(loader: DataLoader, maxBatches: number | null = null): TrainData {
+export function trainData(loader: DataLoader, maxBatches: number | null = null,
+  log: ((line: string) => void) | null = null): TrainData {
   const length = loader.length;
   if (length === null || length < 1) {
     throw new Error('train_dataloader: an epoch would have no full batch (check dataset_size and batch_size)');
@@ -74,8 +75,22 @@ export function trainData(loader: DataLoader, maxBatches: number | null = null):
   const steps = maxBatches === null ? length : Math.min(length, maxBatches);
   return {
     stepsPerEpoch: steps,
-    epoch: (epoch, skip) => limit(skipping(loader.epoch(epoch), skip), steps - skip),
+    epoch: (epoch, skip) => reportBroken(limit(skipping(loader.epoch(epoch), skip), steps - skip),
+      loader, epoch, log),
   };
+}
+
+/** After an epoch, one line counting the broken input that was skipped (each was warned about). */
+async function* reportBroken(batches: AsyncIterable<PlainBatch>, loader: DataLoader, epoch: number,
+  log: ((line: string) => void) | null): AsyncGenerator<PlainBatch> {
+  yield* batches;
+  const summary = loader.lastSummary;
+  if (log === null || summary === null || summary.epoch !== epoch) return;
+  const counts = Object.entries(summary.broken).filter(([, n]) => n > 0);
+  if (counts.length > 0) {
+    log(`epoch ${epoch}: skipped broken input: ${counts.map(([kind, n]) => `${kind} ${n}`).join(', ')} ` +
+      '(each named in a warning above)');
+  }
 }
 
 async function* limit(batches: AsyncIterable<PlainBatch>, count: number): AsyncGenerator<PlainBatch> {

@@ -86,7 +86,7 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
     const cap = spec.type === 'fashion_mnist_dataloader' && spec.args.dataset_size !== null
       ? Math.floor(Math.floor(spec.args.dataset_size / world) / Math.floor(spec.args.batch_size / world))
       : null;
-    const data = trainData(loader, cap);
+    const data = trainData(loader, cap, isMain ? log : null);
     const schedule = pretrainSchedule({
       baseLearningRate: config.base_learning_rate, scaling: config.learning_rate_scaling,
       batchSize: config.train_dataloader.args.batch_size, epochs: config.trainer.epochs,

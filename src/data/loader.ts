@@ -400,13 +400,13 @@ export class DataLoader {
     } finally {
       await this.stopAll(finished, broken);
       this.running = false;
+      // also when the consumer stopped early (its break ends the epoch here)
+      this.lastSummary = {
+        epoch, batches, samples, expectedBatches: cap, broken,
+        seconds: (performance.now() - started) / 1000,
+      };
     }
-    const summary: EpochSummary = {
-      epoch, batches, samples, expectedBatches: cap, broken,
-      seconds: (performance.now() - started) / 1000,
-    };
-    this.lastSummary = summary;
-    return summary;
+    return this.lastSummary;
   }
 
   /** Stops the workers (after the current epoch, if one is running). */
