@@ -143,7 +143,7 @@ test('pretrain, stop and resume equals an unbroken run bit for bit; eval, embed,
   // resuming a finished run trains nothing and writes no run folder
   const again = groco(['pretrain', '-r', join(doneRun!, 'latest_model.pth'), '--name', 'again']);
   assert.equal(again.code, 0, again.stderr);
-  assert.match(again.stderr, /nothing to do: all 2 epochs are done/);
+  assert.match(again.stderr, /nothing to do: 2 epochs done, trainer.epochs asks for 2 epochs/);
   assert.deepEqual(runFolders('again'), []);
 
   // offline evaluation, JSON on the last line
@@ -218,6 +218,9 @@ test('usage errors exit 2, bad configs and files exit 1 naming the key or file',
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /nope\.pth/);
   assert.equal(groco(['demo', '--help']).code, 0);
+  const noFolder = groco(['embed', '-r', join(work, 'nope.pth'), '--data', work, '--out', join(work, 'no', 'e.npy')]);
+  assert.equal(noFolder.code, 1);
+  assert.match(noFolder.stderr, /--out: the folder .*no does not exist/);
 
   // shards that are all missing: an error, not a finished run with an untrained model
   const noShards = join(work, 'no-shards.yaml');

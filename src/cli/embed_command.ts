@@ -1,5 +1,6 @@
 // `groco embed`: encoder features of a dataset as NumPy arrays, in the data's order.
 import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { EvalConfig, DataloaderSpec } from '../config/index.js';
 import { DataLoader, scaledViewSizes } from '../data/index.js';
 import { extractFeatures } from '../eval/features.js';
@@ -34,6 +35,11 @@ function dataSpec(path: string, reference: DataloaderSpec | undefined, o: EmbedO
 
 export async function runEmbed(o: EmbedOptions): Promise<{ rows: number; dim: number }> {
   const log = logger(true);
+  // before minutes of encoding: the folder the arrays go to must exist
+  const folder = dirname(resolve(o.out));
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) {
+    throw new Error(`--out: the folder ${folder} does not exist`);
+  }
   const checkpoint = await loadTrainingCheckpoint(o.resume);
   try {
     const base = checkpointConfig(checkpoint.config, checkpoint.path);

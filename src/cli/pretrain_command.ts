@@ -142,7 +142,9 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
 function finishedBefore(resume: LoadedCheckpoint, config: PretrainConfig): string | null {
   const nextEpoch = resume.batchInEpoch > 0 ? resume.epoch : resume.epoch + 1;
   if (nextEpoch >= config.trainer.epochs) {
-    return `all ${config.trainer.epochs} epochs are done (raise --epochs to train on)`;
+    const epochs = (n: number): string => `${n} epoch${n === 1 ? '' : 's'}`;
+    return `${epochs(nextEpoch)} done, trainer.epochs asks for ${epochs(config.trainer.epochs)} ` +
+      '(raise --epochs to train on)';
   }
   const maxSteps = config.trainer.max_steps;
   if (maxSteps !== null && resume.step >= maxSteps) {
