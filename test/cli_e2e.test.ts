@@ -237,24 +237,33 @@ test('usage errors exit 2, bad configs and files exit 1 naming the key or file',
   assert.ok(!existsSync(join(noRun!, 'latest_model.pth')), 'a checkpoint of an untrained model');
 });
 
+/** Runs groco, sends SIGINT once its stderr shows step 2, and waits for its exit. */
+async function interruptAtStep2(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const { spawn } = await import('node:child_process');
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], {
+      cwd: work, env: { ...process.env, GROCO_NUM_THREADS: '2' },
+    });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!sent && /step 2 /.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    child.on('exit', (code) => resolve({ code, stderr }));
+  });
+}
+
 test('SIGINT finishes the step, writes the checkpoint and exits 130', { skip, timeout: 300_000 }, async () => {
   const data = join(work, 'fmnist');
   if (!existsSync(data)) await makeSubset(data, 96, 48);
   const cfg = join(work, 'tiny-signal.yaml');
   writeFileSync(cfg, config(data));
-  const { spawn } = await import('node:child_process');
-  const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, [cli, 'pretrain', '-c', cfg, '--name', 'signal', '--max-steps', '200',
-      '--epochs', '100'], { cwd: work, env: { ...process.env, GROCO_NUM_THREADS: '2' } });
-    let sent = false;
-    child.stderr.on('data', (d: Buffer) => {
-      if (!sent && /step 2 /.test(d.toString())) {
-        sent = true;
-        child.kill('SIGINT');
-      }
-    });
-    child.on('exit', (c) => resolve(c));
-  });
+  const { code } = await interruptAtStep2(['pretrain', '-c', cfg, '--name', 'signal', '--max-steps', '200',
+    '--epochs', '100']);
   assert.equal(code, 130);
   const [run] = runFolders('signal');
   assert.ok(existsSync(join(run!, 'latest_model.pth')), 'no checkpoint after SIGINT');
@@ -267,24 +276,11 @@ test('under groco launch, one SIGINT stops every rank after the same step with a
   if (!existsSync(data)) await makeSubset(data, 96, 48);
   const cfg = join(work, 'tiny-launch-signal.yaml');
   writeFileSync(cfg, config(data));
-  const { spawn } = await import('node:child_process');
   const { freePort } = await import('./helpers/ports.js');
   const port = await freePort();
-  let stderr = '';
-  const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, [cli, 'launch', '--nproc-per-node', '2', '--master-addr', '127.0.0.1',
-      '--master-port', String(port), 'pretrain', '-c', cfg, '--name', 'launch-signal', '--epochs', '100',
-      '--threads', '1'], { cwd: work });
-    let sent = false;
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (!sent && /step 2 /.test(stderr)) {
-        sent = true;
-        child.kill('SIGINT');
-      }
-    });
-    child.on('exit', (c) => resolve(c));
-  });
+  const { code, stderr } = await interruptAtStep2(['launch', '--nproc-per-node', '2', '--master-addr',
+    '127.0.0.1', '--master-port', String(port), 'pretrain', '-c', cfg, '--name', 'launch-signal',
+    '--epochs', '100', '--threads', '1']);
   assert.equal(code, 130, stderr);
   assert.doesNotMatch(stderr, /again: exiting now|stopping the other ranks|failed/);
   const [run] = runFolders('launch-signal');
