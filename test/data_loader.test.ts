@@ -122,11 +122,15 @@ describe('DataLoader', () => {
     }), /rank 1 reads holds 5 samples, fewer than one batch of 8/);
   });
 
-  it('evaluation reads every sample once even when dataset_size promises more', async () => {
-    const { batches, loader } = await run({ numWorkers: 2, train: false, datasetSize: 80 });
-    assert.equal(loader.lastSummary!.samples, 40);
-    assert.deepEqual(batches.flatMap((b) => [...b.cls]).sort((a, b) => a - b),
-      Array.from({ length: 40 }, (_, i) => i));
+  it('evaluation reads every sample once, whatever dataset_size says', async () => {
+    const all = Array.from({ length: 40 }, (_, i) => i);
+    for (const datasetSize of [80, 40, 20]) {
+      // dataset_size is a count for the progress bar in evaluation, never a cap
+      const { batches, loader } = await run({ numWorkers: 2, train: false, datasetSize, batchSize: 16 });
+      assert.equal(loader.lastSummary!.samples, 40, `dataset_size ${datasetSize}`);
+      assert.deepEqual(batches.flatMap((b) => [...b.cls]).sort((a, b) => a - b), all);
+      assert.deepEqual(batches.map((b) => b.cls.length).sort((a, b) => b - a), [16, 16, 8]);
+    }
   });
 
   it('an epoch of shards that hold nothing ends instead of reading them again forever', async () => {

@@ -287,11 +287,17 @@ export class DataLoader {
       : Array.from({ length: this.numWorkers }, () => new ThreadHandle(config));
   }
 
-  /** Batches per epoch on this rank, when known in advance. */
+  /**
+   * Batches per epoch on this rank, when known in advance. Shards in training: exactly
+   * `dataset_size // batch_size` (sizes per rank); in evaluation every sample is read, and this
+   * is only the expected count (the last batch may be partial).
+   */
   get length(): number | null {
     if (this.descriptor.type === 'shards') {
       const size = this.options.datasetSize;
-      return size === undefined ? null : epochLength(size, this.options.batchSize, this.worldSize);
+      if (size === undefined) return null;
+      if (this.dropLast) return epochLength(size, this.options.batchSize, this.worldSize);
+      return Math.ceil(Math.trunc(size / this.worldSize) / this.batchSize);
     }
     const perRank = Math.ceil((this.itemCount - this.rank) / this.worldSize);
     return this.dropLast ? Math.floor(perRank / this.batchSize) : Math.ceil(perRank / this.batchSize);
@@ -309,7 +315,8 @@ export class DataLoader {
     this.running = true;
     const started = performance.now();
     const broken = addCounts(emptyCounts(), this.listingCounts);
-    const cap = this.length;
+    // shards in evaluation: no cap, whatever dataset_size says
+    const cap = this.descriptor.type === 'shards' && !this.dropLast ? null : this.length;
     const workers = this.handles.length;
     const finished = new Array<boolean>(workers).fill(false);
     const tails: PackedBatch[][] = Array.from({ length: workers }, () => []);
