@@ -120,6 +120,8 @@ print(json.dumps(rows))
     assert.ok(readFileSync(shard1).equals(before));
     assert.equal((await loadAll(join(output, 'train', 'imagenet-train-{000000..000003}.tar'))).length, 15);
     await assert.rejects(preprocessImageNet({ ...options, seed: 6 }), /different run/);
+    await assert.rejects(preprocessImageNet({ ...options, trainShardSize: 5 }),
+      /different run .*same seed, shard size and input/);
   });
 });
 

@@ -190,10 +190,13 @@ async function writeMetadata(output: string, metadata: Record<string, unknown>, 
     } catch {
       previous = {};
     }
-    if (previous.groco !== undefined && JSON.stringify(previous.groco) !== JSON.stringify(resume)) {
+    // a record from before a key existed matches on that key
+    const recorded = typeof previous.groco === 'object' && previous.groco !== null
+      ? { ...resume, ...previous.groco } : previous.groco;
+    if (recorded !== undefined && JSON.stringify(recorded) !== JSON.stringify(resume)) {
       throw new Error(`preprocess: ${output} holds shards of a different run ` +
         `(${JSON.stringify(previous.groco)}, now ${JSON.stringify(resume)}); ` +
-        'use the same seed and input to resume, or an empty output folder');
+        'use the same seed, shard size and input to resume, or an empty output folder');
     }
   }
   await mkdir(output, { recursive: true });
@@ -282,7 +285,10 @@ export async function preprocessImageNet(
     classes,
     wnid_to_idx: Object.fromEntries(wnids.map((w, i) => [w, i])),
     class_to_idx: classToIdx,
-  }, { seed: options.seed ?? 0, train: train.items.length, val: val.items.length });
+  }, {
+    seed: options.seed ?? 0, train: train.items.length, val: val.items.length,
+    train_shard_size: options.trainShardSize ?? 2000, val_shard_size: options.valShardSize ?? 500,
+  });
 
   const splits: SplitSummary[] = [];
   for (const [split, folder, size] of [
@@ -311,7 +317,7 @@ export async function preprocessFolder(
   await writeMetadata(options.output, {
     classes: folder.classes,
     class_to_idx: Object.fromEntries(folder.classes.map((c, i) => [c, i])),
-  }, { seed: options.seed ?? 0, samples: folder.items.length });
+  }, { seed: options.seed ?? 0, samples: folder.items.length, shard_size: options.shardSize ?? 2000 });
   const prefix = options.prefix ?? 'shard';
   const job = folderSplit(folder.items, options, 'all', (item) => ({ class: folder.classes[item.cls]! }), log);
   const split = await writeSplit({
@@ -352,7 +358,7 @@ export async function preprocessFashionMnist(
   await writeMetadata(options.output, {
     classes: FASHION_MNIST_CLASSES,
     class_to_idx: Object.fromEntries(FASHION_MNIST_CLASSES.map((c, i) => [c, i])),
-  }, { seed: options.seed ?? 0, ...counts });
+  }, { seed: options.seed ?? 0, ...counts, shard_size: options.shardSize ?? 5000 });
 
   for (const { split, idx, count } of data) {
     const order = new Rng(options.seed ?? 0, 'preprocess', split).permutation(count);
