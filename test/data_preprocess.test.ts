@@ -138,6 +138,22 @@ describe('preprocess folder', () => {
   });
 });
 
+describe('preprocess --strict', () => {
+  it('stops at a broken image with an error naming it, leaving no partial shard', async () => {
+    const tree = join(dir.path, 'strict-in');
+    for (const cls of ['a', 'b']) {
+      mkdirSync(join(tree, cls), { recursive: true });
+      for (let i = 0; i < 6; i++) writeFileSync(join(tree, cls, `${i}.jpg`), await smallJpeg(i));
+    }
+    writeFileSync(join(tree, 'a', '3x.jpg'), 'not a jpeg');
+    const output = join(dir.path, 'strict-out');
+    // the broken file is read ahead while an earlier sample is awaited
+    await assert.rejects(preprocessFolder({ input: tree, output, shardSize: 13, strict: true }),
+      /corruptImage: .*3x\.jpg/);
+    assert.deepEqual(readdirSync(output).filter((f) => f.endsWith('.partial')), []);
+  });
+});
+
 const noFashion = existsSync(fashionMnistFiles('test').images) ? false
   : 'Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)';
 

@@ -123,10 +123,16 @@ async function writeSplit(
     const writer = await TarWriter.create(path, { mtime: options.mtime });
     try {
       const inFlight: Promise<SampleToWrite | null>[] = [];
-      for (let i = first; i < Math.min(last, first + READ_AHEAD); i++) inFlight.push(job.sample(i));
+      // a read ahead may fail (strict) before it is awaited: that is handled where it is awaited
+      const start = (i: number): void => {
+        const sample = job.sample(i);
+        sample.catch(() => undefined);
+        inFlight.push(sample);
+      };
+      for (let i = first; i < Math.min(last, first + READ_AHEAD); i++) start(i);
       for (let i = first; i < last; i++) {
         const sample = await inFlight.shift()!;
-        if (i + READ_AHEAD < last) inFlight.push(job.sample(i + READ_AHEAD));
+        if (i + READ_AHEAD < last) start(i + READ_AHEAD);
         if (sample === null) {
           summary.samplesSkipped++;
           continue;
