@@ -42,25 +42,31 @@ export async function launch(spec: LaunchSpec): Promise<number> {
     children.push({ rank, child, exited: false });
   }
 
-  let signalled = false;
+  let signals = 0;
   const forward = (signal: NodeJS.Signals): void => {
-    signalled = true;
+    signals++;
     for (const c of children) if (!c.exited) c.child.kill(signal);
   };
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
+
+  // After a forwarded signal, a rank that exits 130 or dies of the signal (one that came before
+  // its handlers, or a second Ctrl-C) did as asked; after a second signal, so does one whose
+  // collective broke as the others left.
+  const asked = (code: number | null, signal: NodeJS.Signals | null): boolean =>
+    signals >= 2 || (signals === 1 && (code === 130 || signal === 'SIGINT' || signal === 'SIGTERM'));
 
   let failure: { rank: number; code: number } | null = null;
   let killTimer: NodeJS.Timeout | null = null;
   await Promise.all(children.map((c) => new Promise<void>((resolve) => {
     c.child.on('exit', (code, signal) => {
       c.exited = true;
-      // 130: a rank that stopped on the signal forwarded to it, as all of them do
-      const failed = code !== 0 && !(signalled && code === 130);
+      const failed = code !== 0 && !asked(code, signal);
       if (failed && failure === null) {
         failure = { rank: c.rank, code: code ?? 1 };
-        log(`groco launch: rank ${c.rank} exited with ${signal ? `signal ${signal}` : `code ${code}`}; ` +
-          'stopping the other ranks');
+        log(`groco launch: rank ${c.rank} exited first, with ${signal ? `signal ${signal}` : `code ${code}`}; ` +
+          'stopping the other ranks (each rank\'s own error is above: a broken collective is often ' +
+          'the consequence of another rank\'s)');
         for (const other of children) if (!other.exited) other.child.kill('SIGTERM');
         killTimer = setTimeout(() => {
           for (const other of children) if (!other.exited) other.child.kill('SIGKILL');
@@ -74,5 +80,5 @@ export async function launch(spec: LaunchSpec): Promise<number> {
   process.off('SIGINT', forward);
   process.off('SIGTERM', forward);
   if (failure !== null) return (failure as { code: number }).code || 1;
-  return children.some((c) => c.child.exitCode === 130) ? 130 : 0;
+  return signals > 0 ? 130 : 0;
 }
