@@ -164,6 +164,17 @@ test('pretrain, stop and resume equals an unbroken run bit for bit; eval, embed,
   assert.equal(em.code, 0, em.stderr);
   assert.ok(existsSync(out) && existsSync(join(work, 'emb.labels.npy')));
 
+  // a checkpoint whose config has no validation loaders nor evaluators embeds all the same
+  const bare = parse(config(data)) as Record<string, unknown>;
+  delete bare.valid_dataloader;
+  delete bare.evaluator;
+  writeFileSync(join(work, 'bare.yaml'), stringify(bare));
+  const bareRun = groco(['pretrain', '-c', join(work, 'bare.yaml'), '--name', 'bare', '--max-steps', '1']);
+  assert.equal(bareRun.code, 0, bareRun.stderr);
+  const bareEmbed = groco(['embed', '-r', join(runFolders('bare')[0]!, 'latest_model.pth'), '--data',
+    join(data, 'folder'), '--out', join(work, 'bare.npy'), '--image-size', '28', '--resize', '28']);
+  assert.equal(bareEmbed.code, 0, bareEmbed.stderr);
+
   // a folder to shards of --shard-size samples
   const pf = groco(['preprocess', 'folder', '--input', join(data, 'folder'), '--output', join(work, 'pf'),
     '--shard-size', '5']);

@@ -6,7 +6,7 @@ import { DataLoader, scaledViewSizes } from '../data/index.js';
 import { extractFeatures } from '../eval/features.js';
 import { writeNpy } from '../eval/npy.js';
 import { disposeCheckpoint, loadTrainingCheckpoint } from '../train/checkpoint.js';
-import { loadConfig, readConfigFile } from '../config/index.js';
+import { loadConfig, readConfigFile, type ConfigOverride } from '../config/index.js';
 import type { EmbedOptions } from './args.js';
 import { buildEncoder, checkpointConfig } from './common.js';
 import { logger, setupRuntime } from './runtime.js';
@@ -46,11 +46,17 @@ export async function runEmbed(o: EmbedOptions): Promise<{ rows: number; dim: nu
     if (base === null && o.config === null) {
       throw new Error(`${o.resume}: the checkpoint carries no config; pass -c <config.yaml> for its encoder`);
     }
-    // embed runs no evaluator, but an eval config must name one: supply it when absent
-    const hasEvaluator = [base?.value, o.config ? readConfigFile(o.config).value : undefined]
-      .some((v) => Array.isArray(v?.evaluator) && v.evaluator.length > 0);
-    const overrides = hasEvaluator ? [] : [{ path: ['evaluator'], origin: '(embed)',
+    // embed runs no evaluator and reads --data, but an eval config must name an evaluator and
+    // its two loaders: supply them when absent (the views' statistics from train_dataloader)
+    const values = [base?.value, o.config ? readConfigFile(o.config).value : undefined];
+    const has = (key: string): boolean =>
+      values.some((v) => Array.isArray(v?.[key]) && (v[key] as unknown[]).length > 0);
+    const overrides: ConfigOverride[] = has('evaluator') ? [] : [{ path: ['evaluator'], origin: '(embed)',
       value: [{ type: 'KNNEvaluator', args: { k: [20] } }] }];
+    const train = [...values].reverse().find((v) => v?.train_dataloader !== undefined)?.train_dataloader;
+    if (!has('valid_dataloader') && train !== undefined) {
+      overrides.push({ path: ['valid_dataloader'], origin: '(embed)', value: [train, train] });
+    }
     const config: EvalConfig = loadConfig('eval', { file: o.config, base, overrides });
     const runtime = setupRuntime({ ...config, runtime: { ...config.runtime, device: o.device ?? config.runtime.device,
       threads: o.threads ?? config.runtime.threads } }, config.trainer?.mixed_precision ?? false);
