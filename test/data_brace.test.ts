@@ -53,6 +53,11 @@ describe('resolving shard lists', () => {
       assert.equal(warnings.length, 1);
       assert.match(warnings[0]!.file, /s-1\.tar$/);
       assert.equal(log.counts.missingShard, 1);
+      assert.equal(warnings[0]!.message, 'shard file does not exist');
+
+      // an unclosed brace is taken literally, as Python's braceexpand does: the warning says so
+      resolveShards(join(dir.path, 's-{0..2.tar'), log);
+      assert.match(warnings[1]!.message, /brace pattern that does not expand/);
     } finally {
       dir.remove();
     }

@@ -143,6 +143,7 @@ describe('webdataset conventions', () => {
     assert.deepEqual(kept.map(sampleLabel), [0, 1, 2, 3, 4]);
     assert.equal(warnings[0]!.kind, 'truncatedTar');
     assert.equal(warnings[0]!.file, path);
+    assert.ok(!warnings[0]!.message.includes(path), 'the path is said once, not again in the message');
     await assert.rejects(collect(readShardSamples(path, new BrokenInputLog({ strict: true }))), DataError);
   });
 });

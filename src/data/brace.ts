@@ -5,6 +5,14 @@ import { existsSync, statSync } from 'node:fs';
 
 import { BrokenInputLog } from './broken.js';
 
+/** Why a shard is missing, with a hint when its name still holds a brace pattern. */
+export function missingShardMessage(file: string): string {
+  return /[{}]/.test(file)
+    ? 'shard file does not exist (a brace pattern that does not expand, such as an unclosed ' +
+      '{ or a range of non-numbers, is taken literally)'
+    : 'shard file does not exist';
+}
+
 /**
  * Expands one pattern: `{a,b}` lists, `{000..639}` numeric ranges (zero padded to the
  * width of the bounds when either bound is written with leading zeros), `{0..10..2}` steps,
@@ -70,7 +78,7 @@ export function resolveShards(
       shards.push(file);
     } else {
       missing.push(file);
-      log.report({ kind: 'missingShard', file, message: 'shard file does not exist' });
+      log.report({ kind: 'missingShard', file, message: missingShardMessage(file) });
     }
   }
   if (shards.length === 0 && missing.length === 0) {

@@ -21,10 +21,14 @@ export class TarFormatError extends Error {
   readonly offset: number;
   /** The member being read when the archive ended, when its header was complete. */
   readonly memberName: string | null;
+  /** The message without the file's name. */
+  readonly detail: string;
 
   constructor(file: string, offset: number, message: string, memberName: string | null = null) {
-    super(`${file}: ${message} at byte ${offset}${memberName === null ? '' : ` (member ${memberName})`}`);
+    const detail = `${message} at byte ${offset}${memberName === null ? '' : ` (member ${memberName})`}`;
+    super(`${file}: ${detail}`);
     this.name = 'TarFormatError';
+    this.detail = detail;
     this.file = file;
     this.offset = offset;
     this.memberName = memberName;

@@ -2,6 +2,7 @@
 // is the member name up to the first dot of its base name, the rest (lower-cased) is the
 // field. Images stay encoded until the view pipeline decodes them.
 
+import { missingShardMessage } from './brace.js';
 import { BrokenInputLog, errorMessage } from './broken.js';
 import { unpickle, type PyValue } from './pyd.js';
 import { readTar, TarFormatError, type TarEntry } from './tar.js';
@@ -82,12 +83,12 @@ export async function* readShardSamples(
     }
   } catch (error) {
     if (error instanceof TarFormatError) {
-      log.report({ kind: 'truncatedTar', file: shard, message: error.message });
+      log.report({ kind: 'truncatedTar', file: shard, message: error.detail });
       return;
     }
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      log.report({ kind: 'missingShard', file: shard, message: 'shard file does not exist' });
+      log.report({ kind: 'missingShard', file: shard, message: missingShardMessage(shard) });
       return;
     }
     if (code !== undefined) {
