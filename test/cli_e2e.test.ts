@@ -229,6 +229,9 @@ test('usage errors exit 2, bad configs and files exit 1 naming the key or file',
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /nope\.pth/);
   assert.equal(groco(['demo', '--help']).code, 0);
+  const onFile = groco(['preprocess', 'folder', '--input', work, '--output', bad]);
+  assert.equal(onFile.code, 1);
+  assert.match(onFile.stderr, /--output: .* exists and is not a folder/);
   const noFolder = groco(['embed', '-r', join(work, 'nope.pth'), '--data', work, '--out', join(work, 'no', 'e.npy')]);
   assert.equal(noFolder.code, 1);
   assert.match(noFolder.stderr, /--out: the folder .*no does not exist/);

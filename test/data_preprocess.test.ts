@@ -138,6 +138,16 @@ describe('preprocess folder', () => {
   });
 });
 
+describe('preprocess of nothing', () => {
+  it('a folder without images is an error naming it, and writes nothing', async () => {
+    const empty = join(dir.path, 'empty-in');
+    mkdirSync(join(empty, 'class_a'), { recursive: true });
+    const output = join(dir.path, 'empty-out');
+    await assert.rejects(preprocessFolder({ input: empty, output }), /empty-in holds no images/);
+    assert.ok(!existsSync(output));
+  });
+});
+
 describe('preprocess --strict', () => {
   it('stops at a broken image with an error naming it, leaving no partial shard', async () => {
     const tree = join(dir.path, 'strict-in');

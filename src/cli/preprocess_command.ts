@@ -3,6 +3,7 @@ import {
   preprocessFashionMnist, preprocessFolder, preprocessImageNet, type PreprocessProgress,
   type PreprocessSummary,
 } from '../data/index.js';
+import { existsSync, statSync } from 'node:fs';
 import { ProgressBar } from '../train/progress.js';
 import type { PreprocessOptions } from './args.js';
 
@@ -17,6 +18,9 @@ export async function runPreprocess(o: PreprocessOptions): Promise<PreprocessSum
     bar.tick(1, p.kept ? `kept ${p.shard}` : p.shard);
     if (p.shardsDone === p.shardsTotal) bar.finish();
   };
+  if (existsSync(o.output) && !statSync(o.output).isDirectory()) {
+    throw new Error(`--output: ${o.output} exists and is not a folder`);
+  }
   const common = { output: o.output, seed: o.seed, strict: o.strict, onProgress };
   let summary: PreprocessSummary;
   if (o.dataset === 'fashion-mnist') {

@@ -282,6 +282,10 @@ export async function preprocessImageNet(
     throw new Error(`preprocessImageNet: train has ${train.classes.length} class folders and val ` +
       `${val.classes.length}, and they differ; both splits need the same wnid folders`);
   }
+  if (train.items.length === 0) {
+    throw new Error(`preprocessImageNet: ${join(options.input, 'train')} holds no images ` +
+      '(expected <wnid> folders of image files)');
+  }
   const wnids = train.classes;
   const classes = readSynsets(options.input, wnids);
   const classToIdx: Record<string, number> = {};
@@ -320,6 +324,9 @@ export async function preprocessFolder(
   const broken = emptyCounts();
   const log = makeLog(options, broken);
   const folder = listImageFolder(options.input, log);
+  if (folder.items.length === 0) {
+    throw new Error(`preprocessFolder: ${options.input} holds no images (expected class folders of image files)`);
+  }
   await writeMetadata(options.output, {
     classes: folder.classes,
     class_to_idx: Object.fromEntries(folder.classes.map((c, i) => [c, i])),
