@@ -160,6 +160,12 @@ test('loading applies overrides, and problems they cause name the flag', () => {
     file, overrides: [{ path: ['trainer', 'epochs'], value: 0, origin: '--epochs' }],
   }));
   assert.match(error.message, /^ {2}--epochs: trainer\.epochs: expected an integer >= 1, got 0$/m);
+
+  // a key that only the override brought in is the override's
+  const unknown = configError(() => loadConfig('pretrain', {
+    file, overrides: [parseOverride('nonexistent.key=3')],
+  }));
+  assert.match(unknown.message, /^ {2}--set nonexistent\.key=3: nonexistent: unknown key/m);
 });
 
 test('--name wins over the file name; a resumed run keeps its own name', () => {

@@ -232,6 +232,9 @@ export function loadConfig(purpose: ConfigPurpose, options: LoadConfigOptions): 
     const override = [...overrides].reverse().find((o) => startsWith(path, o.path));
     if (override !== undefined) return override.origin;
     const owner = [...documents].reverse().find((d) => path.length > 0 && path[0] in d.value);
+    // a key that only an override brought in (`--set nonexistent.key=3`)
+    const creator = [...overrides].reverse().find((o) => startsWith(o.path, path));
+    if (owner === undefined && creator !== undefined) return creator.origin;
     return owner?.locate(path) ?? owner?.source ?? source;
   };
 
