@@ -256,6 +256,11 @@ async function runPeer(settings: Record<string, unknown>, threads: number): Prom
   };
 }
 
+/** Both sides log with the k-NN config's log_name, `_final`. */
+function knn20(side: SideRun): number {
+  return side.knn['knn@20_final'] ?? Number.NaN;
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -327,8 +332,8 @@ async function main(): Promise<void> {
       imagesPerSecondRun: median(r.map((x) => x.run)),
       trainSeconds: median(r.map((x) => x.seconds)),
       knnSeconds: median(runs.map((s) => s.knnSeconds)),
-      knn20: median(runs.map((s) => s.knn['knn@20_final'] ?? s.knn['knn@20'] ?? Number.NaN)),
-      knn20Runs: runs.map((s) => s.knn['knn@20_final'] ?? Number.NaN),
+      knn20: median(runs.map(knn20)),
+      knn20Runs: runs.map(knn20),
       lastEpochLoss: median(runs.map((s) => s.trainLoss.at(-1) ?? Number.NaN)),
     };
   };

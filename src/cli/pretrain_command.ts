@@ -9,7 +9,7 @@ import {
 import { disposeCheckpoint, loadTrainingCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { pretrain, type PretrainResult } from '../train/pretrain.js';
 import { RunDir } from '../train/run_dir.js';
-import { pretrainSchedule } from '../train/schedule.js';
+import { batchesPerEpoch, pretrainSchedule } from '../train/schedule.js';
 import { configOverrides, type PretrainOptions } from './args.js';
 import { buildEncoder, checkpointConfig, joinGroup } from './common.js';
 import { buildEvaluations } from './evaluators.js';
@@ -45,11 +45,9 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
     if (resume !== null) {
       const done = finishedBefore(resume, config);
       if (done !== null) {
-        log(`${resume.path}: nothing to do: ${done}; no run folder written`);
+        log(`${resume.path}: nothing to do: ${done.reason}; no run folder written`);
         const result: PretrainResult = {
-          steps: resume.step, epochs: config.trainer.epochs,
-          stoppedBy: config.trainer.max_steps !== null && resume.step >= config.trainer.max_steps
-            ? 'max_steps' : 'finished',
+          steps: resume.step, epochs: config.trainer.epochs, stoppedBy: done.stoppedBy,
           lastLoss: Number.NaN, evaluations: [], seconds: 0,
         };
         return { result, runDir: null, config };
@@ -84,7 +82,7 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
     // fashion_mnist_dataloader: dataset_size samples per epoch, drawn from the whole split
     const spec = config.train_dataloader;
     const cap = spec.type === 'fashion_mnist_dataloader' && spec.args.dataset_size !== null
-      ? Math.floor(Math.floor(spec.args.dataset_size / world) / Math.floor(spec.args.batch_size / world))
+      ? batchesPerEpoch(spec.args.dataset_size, spec.args.batch_size, world)
       : null;
     const data = trainData(loader, cap, isMain ? log : null);
     const schedule = pretrainSchedule({
@@ -139,16 +137,18 @@ export async function runPretrain(options: PretrainOptions, hooks: { log?: (line
 }
 
 /** Why a resumed run has nothing left to train, or null when it has. */
-function finishedBefore(resume: LoadedCheckpoint, config: PretrainConfig): string | null {
+function finishedBefore(resume: LoadedCheckpoint, config: PretrainConfig):
+  { reason: string; stoppedBy: PretrainResult['stoppedBy'] } | null {
+  const maxSteps = config.trainer.max_steps;
+  const stoppedBy = maxSteps !== null && resume.step >= maxSteps ? 'max_steps' : 'finished';
   const nextEpoch = resume.batchInEpoch > 0 ? resume.epoch : resume.epoch + 1;
   if (nextEpoch >= config.trainer.epochs) {
     const epochs = (n: number): string => `${n} epoch${n === 1 ? '' : 's'}`;
-    return `${epochs(nextEpoch)} done, trainer.epochs asks for ${epochs(config.trainer.epochs)} ` +
-      '(raise --epochs to train on)';
+    return { stoppedBy, reason: `${epochs(nextEpoch)} done, trainer.epochs asks for ` +
+      `${epochs(config.trainer.epochs)} (raise --epochs to train on)` };
   }
-  const maxSteps = config.trainer.max_steps;
-  if (maxSteps !== null && resume.step >= maxSteps) {
-    return `already at step ${resume.step}, not below --max-steps ${maxSteps}`;
+  if (stoppedBy === 'max_steps') {
+    return { stoppedBy, reason: `already at step ${resume.step}, not below --max-steps ${maxSteps}` };
   }
   return null;
 }

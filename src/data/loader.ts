@@ -380,8 +380,9 @@ export class DataLoader {
         }
 
         // the leftovers, merged in worker order
-        read += tails.flat().reduce((n, b) => n + b.count, 0);
-        const merged = mergeTails(tails.flat(), this.batchSize, (n) => this.producer.newBatch(n));
+        const leftovers = tails.flat();
+        read += leftovers.reduce((n, b) => n + b.count, 0);
+        const merged = mergeTails(leftovers, this.batchSize, (n) => this.producer.newBatch(n));
         tails.forEach((t) => { t.length = 0; });
         for (const batch of merged) {
           if (cap !== null && batches >= cap) break;

@@ -287,6 +287,8 @@ export async function preprocessImageNet(
       '(expected <wnid> folders of image files)');
   }
   const wnids = train.classes;
+  const trainShardSize = options.trainShardSize ?? 2000;
+  const valShardSize = options.valShardSize ?? 500;
   const classes = readSynsets(options.input, wnids);
   const classToIdx: Record<string, number> = {};
   classes.forEach((names, idx) => names.forEach((name) => (classToIdx[name] = idx)));
@@ -297,13 +299,13 @@ export async function preprocessImageNet(
     class_to_idx: classToIdx,
   }, {
     seed: options.seed ?? 0, train: train.items.length, val: val.items.length,
-    train_shard_size: options.trainShardSize ?? 2000, val_shard_size: options.valShardSize ?? 500,
+    train_shard_size: trainShardSize, val_shard_size: valShardSize,
   });
 
   const splits: SplitSummary[] = [];
   for (const [split, folder, size] of [
-    ['val', val, options.valShardSize ?? 500],
-    ['train', train, options.trainShardSize ?? 2000],
+    ['val', val, valShardSize],
+    ['train', train, trainShardSize],
   ] as const) {
     const job = folderSplit(folder.items, options, split, (item) => ({ wnid: wnids[item.cls]! }), log);
     splits.push(await writeSplit({
@@ -324,17 +326,18 @@ export async function preprocessFolder(
   const broken = emptyCounts();
   const log = makeLog(options, broken);
   const folder = listImageFolder(options.input, log);
+  const shardSize = options.shardSize ?? 2000;
   if (folder.items.length === 0) {
     throw new Error(`preprocessFolder: ${options.input} holds no images (expected class folders of image files)`);
   }
   await writeMetadata(options.output, {
     classes: folder.classes,
     class_to_idx: Object.fromEntries(folder.classes.map((c, i) => [c, i])),
-  }, { seed: options.seed ?? 0, samples: folder.items.length, shard_size: options.shardSize ?? 2000 });
+  }, { seed: options.seed ?? 0, samples: folder.items.length, shard_size: shardSize });
   const prefix = options.prefix ?? 'shard';
   const job = folderSplit(folder.items, options, 'all', (item) => ({ class: folder.classes[item.cls]! }), log);
   const split = await writeSplit({
-    ...job, folder: options.output, pattern: `${prefix}-%06d.tar`, shardSize: options.shardSize ?? 2000,
+    ...job, folder: options.output, pattern: `${prefix}-%06d.tar`, shardSize,
   }, options, log);
   return { output: options.output, splits: [split], broken, seconds: (performance.now() - started) / 1000 };
 }
@@ -355,6 +358,7 @@ export async function preprocessFashionMnist(
   const started = performance.now();
   const broken = emptyCounts();
   const log = makeLog(options, broken);
+  const shardSize = options.shardSize ?? 5000;
   const find = (name: string): string => {
     const gz = join(options.input, `${name}.gz`);
     return existsSync(gz) ? gz : join(options.input, name);
@@ -371,7 +375,7 @@ export async function preprocessFashionMnist(
   await writeMetadata(options.output, {
     classes: FASHION_MNIST_CLASSES,
     class_to_idx: Object.fromEntries(FASHION_MNIST_CLASSES.map((c, i) => [c, i])),
-  }, { seed: options.seed ?? 0, ...counts, shard_size: options.shardSize ?? 5000 });
+  }, { seed: options.seed ?? 0, ...counts, shard_size: shardSize });
 
   for (const { split, idx, count } of data) {
     const order = new Rng(options.seed ?? 0, 'preprocess', split).permutation(count);
@@ -381,7 +385,7 @@ export async function preprocessFashionMnist(
       count,
       folder: join(options.output, split),
       pattern: `fashion-mnist-${split}-%06d.tar`,
-      shardSize: options.shardSize ?? 5000,
+      shardSize,
       sample: async (i) => {
         const index = order[i]!;
         const pixels = idx.images.subarray(index * size, (index + 1) * size);

@@ -1,5 +1,6 @@
 // Learning-rate arithmetic: scaling by batch size, the cosine schedule with warm-up, and the
 // step schedule the linear probe may use instead.
+import { epochLength } from '../data/sampling.js';
 
 export const LEARNING_RATE_SCALINGS = ['linear', 'sqrt', 'none'] as const;
 export type LearningRateScaling = (typeof LEARNING_RATE_SCALINGS)[number];
@@ -109,9 +110,7 @@ export function batchesPerEpoch(datasetSize: number, batchSize: number, worldSiz
   expect(isCount(worldSize, 1), fn, 'worldSize', 'an integer >= 1', worldSize);
   expect(isCount(batchSize, worldSize), fn, 'batchSize',
     `an integer >= worldSize (${worldSize})`, batchSize);
-  const perRankBatch = Math.floor(batchSize / worldSize);
-  const perRankSamples = Math.floor(datasetSize / worldSize);
-  return Math.floor(perRankSamples / perRankBatch);
+  return epochLength(datasetSize, batchSize, worldSize);
 }
 
 export interface PretrainScheduleOptions {
